@@ -1,0 +1,243 @@
+//! Email over SMTP (lettre): text + HTML, charts inline by Content-ID,
+//! one thread per alert group, a pooled transport.
+
+pub mod config;
+pub mod message;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+pub use config::{EmailConfig, Security, SmtpEndpoint};
+pub use message::Rendered;
+
+use super::{BuildContext, Sender};
+use crate::check::CheckRow;
+use crate::deliver::{Delivery, Reason, SendError, Sent};
+use crate::outbox::Outbox;
+use crate::template::{Context, Templates};
+
+/// Sends one destination's emails, or writes them to the outbox.
+pub struct EmailSender {
+    destination: String,
+    config: EmailConfig,
+    templates: Arc<Templates>,
+    transport: Transport,
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Outbox(Outbox),
+}
+
+impl EmailSender {
+    pub fn new(
+        destination: &str,
+        config: &EmailConfig,
+        ctx: &BuildContext,
+    ) -> Result<Self, String> {
+        let transport = match &ctx.outbox {
+            Some(outbox) => Transport::Outbox(outbox.clone()),
+            None => Transport::Smtp(smtp_transport(config)?),
+        };
+        Ok(Self {
+            destination: destination.to_string(),
+            config: config.clone(),
+            templates: ctx.templates.clone(),
+            transport,
+        })
+    }
+
+    /// Render the templates and build the message, ready to send or write.
+    pub fn compose(
+        &self,
+        delivery: &Delivery,
+    ) -> Result<(lettre::Message, Vec<Mailbox>), SendError> {
+        let to = recipients(&self.config, delivery)?;
+        let context = Context::new(delivery);
+        let render = |name: &str| {
+            self.templates
+                .render(&self.destination, name, &context)
+                .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))
+        };
+        let rendered = Rendered {
+            subject: render("email/subject.j2")?,
+            text: render("email/text.j2")?,
+            html: render("email/html.j2")?,
+        };
+        let message = message::build(&self.config.from, &to, delivery, rendered).map_err(|e| {
+            SendError::permanent(Reason::Client, format!("cannot build the email: {e}"))
+        })?;
+        Ok((message, to))
+    }
+}
+
+impl Sender for EmailSender {
+    async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
+        let (message, _) = self.compose(delivery)?;
+        match &self.transport {
+            Transport::Outbox(outbox) => {
+                let path = outbox
+                    .write(delivery, "eml", &message.formatted())
+                    .map_err(|e| {
+                        SendError::permanent(Reason::Other, format!("cannot write the outbox: {e}"))
+                    })?;
+                Ok(Sent {
+                    detail: format!("outbox {}", path.display()),
+                })
+            }
+            Transport::Smtp(smtp) => match smtp.send(message).await {
+                Ok(response) => Ok(Sent {
+                    detail: format!(
+                        "{} {}",
+                        response.code(),
+                        response.message().collect::<Vec<_>>().join(" ")
+                    ),
+                }),
+                Err(e) => Err(classify(&e, &self.config.smtp)),
+            },
+        }
+    }
+
+    async fn check(&self) -> CheckRow {
+        let component = format!("email {}", self.destination);
+        match &self.transport {
+            Transport::Outbox(outbox) => match outbox.probe() {
+                Ok(()) => CheckRow::ok(
+                    component,
+                    outbox.dir().display().to_string(),
+                    "outbox writable",
+                ),
+                Err(e) => CheckRow::fail(
+                    component,
+                    outbox.dir().display().to_string(),
+                    e.to_string(),
+                    "create the outbox directory or choose another with --outbox",
+                ),
+            },
+            Transport::Smtp(smtp) => {
+                let target = self.config.smtp.to_string();
+                match smtp.test_connection().await {
+                    Ok(true) => {
+                        let what =
+                            match (self.config.smtp.security, self.config.smtp.user.is_some()) {
+                                (Security::Plain, false) => "connected, EHLO",
+                                (Security::Plain, true) => "connected, EHLO, AUTH",
+                                (_, false) => "connected, TLS, EHLO",
+                                (_, true) => "connected, TLS, EHLO, AUTH",
+                            };
+                        CheckRow::ok(component, target, what)
+                    }
+                    Ok(false) => CheckRow::fail(
+                        component,
+                        target,
+                        "server did not answer NOOP",
+                        "is this an SMTP server?",
+                    ),
+                    Err(e) => {
+                        let error = classify(&e, &self.config.smtp);
+                        let hint = hint(&error);
+                        CheckRow::fail(component, target, error.message, hint)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The target's `to`, else the destination's.
+fn recipients(config: &EmailConfig, delivery: &Delivery) -> Result<Vec<Mailbox>, SendError> {
+    let Some(list) = &delivery.target.to else {
+        if config.to.is_empty() {
+            return Err(SendError::permanent(
+                Reason::Client,
+                "no recipients: the target has no `to` and the destination no default `to`",
+            ));
+        }
+        return Ok(config.to.clone());
+    };
+    list.iter()
+        .map(|a| {
+            a.parse::<Mailbox>().map_err(|e| {
+                SendError::permanent(
+                    Reason::Client,
+                    format!("{a:?} is not an email address ({e})"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn smtp_transport(config: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let endpoint = &config.smtp;
+    let tls = match endpoint.security {
+        Security::Plain => Tls::None,
+        security => {
+            let mut params = TlsParameters::builder(endpoint.host.clone());
+            if let Some(pem) = &config.tls_ca_pem {
+                let cert = Certificate::from_pem(pem).map_err(|e| format!("tls_ca_file: {e}"))?;
+                params = params.add_root_certificate(cert);
+            }
+            let params = params
+                .build_rustls()
+                .map_err(|e| format!("TLS setup for {endpoint}: {e}"))?;
+            if security == Security::Implicit {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            }
+        }
+    };
+    let mut builder =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(endpoint.host.as_str())
+            .port(endpoint.port)
+            .tls(tls)
+            .timeout(Some(config.timeout))
+            .pool_config(PoolConfig::new().max_size(4));
+    if let (Some(user), Some(password)) = (&endpoint.user, &endpoint.password) {
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            password.expose().to_string(),
+        ));
+    }
+    Ok(builder.build())
+}
+
+/// SMTP 4xx, timeouts and lost connections may pass; 5xx will not.
+/// The message names the server by its redacted form only.
+pub fn classify(error: &lettre::transport::smtp::Error, endpoint: &SmtpEndpoint) -> SendError {
+    let text = format!("SMTP {endpoint}: {error}");
+    if error.is_transient() {
+        SendError::retry(Reason::Server, text)
+    } else if error.is_permanent() {
+        let auth = error
+            .status()
+            .is_some_and(|code| matches!(code.to_string().as_str(), "530" | "534" | "535" | "538"));
+        SendError::permanent(if auth { Reason::Auth } else { Reason::Client }, text)
+    } else if error.is_timeout() {
+        SendError::retry(Reason::Timeout, text)
+    } else if error.is_tls() {
+        // A bad certificate or protocol mismatch is configuration: retrying
+        // sends the same handshake to the same server.
+        SendError::permanent(Reason::Client, text)
+    } else {
+        SendError::retry(Reason::Other, text)
+    }
+}
+
+fn hint(error: &SendError) -> &'static str {
+    match error.reason {
+        Reason::Auth => "check the user and password in smtp_url",
+        Reason::Client if error.message.contains("tls") => {
+            "check smtps:// vs ?tls=starttls and the server's certificate (tls_ca_file for a private CA)"
+        }
+        Reason::Timeout => "is the host reachable on that port? a firewall dropping packets looks like this",
+        _ => "is the server running and listening on that host and port?",
+    }
+}

@@ -1,0 +1,571 @@
+//! The config: one TOML file, validated in full before anything starts.
+//!
+//! Every bad key is reported at once with its path and a hint, and fanout
+//! refuses to start. The checks are the failures seen in the field: URLs
+//! that are empty or `"null"`, a `public_url` missing where a URL must be
+//! built, short signing keys, certificate checks turned off for more than
+//! loopback. The key names are a contract; the README documents them all.
+
+pub mod reader;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::channels::{ChannelConfig, ChannelKind};
+use crate::deliver::retry::RetryPolicy;
+use crate::secret::Secret;
+pub use reader::{ConfigError, ConfigErrors};
+use reader::{Errors, Section};
+
+/// The config used when none is given: no server needed, everything to
+/// the outbox, so `fanout send examples/jobs/firing.json` works at once.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+/// Signing keys shorter than this are refused (HMAC-SHA256 wants 32 bytes).
+pub const MIN_SIGNING_KEY_BYTES: usize = 32;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where it came from, for messages: a path or "embedded default".
+    pub source: String,
+    pub http: HttpConfig,
+    pub broker: Option<BrokerConfig>,
+    pub store: Option<StoreConfig>,
+    pub storage: Option<StorageConfig>,
+    pub render: RenderConfig,
+    pub templates: TemplatesConfig,
+    pub destinations: BTreeMap<String, Destination>,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// The base of every URL fanout hands out (images, action links).
+    pub public_url: Option<Url>,
+}
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// `amqp://user:pass@host:5672/vhost`; may hold a password.
+    pub url: Secret,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `redis://host:6379/0`.
+    pub url: Secret,
+}
+
+#[derive(Clone, Debug)]
+pub enum StorageKind {
+    Internal,
+    S3(S3Config),
+}
+
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    pub kind: StorageKind,
+    pub dir: PathBuf,
+    pub signing_key: Option<Secret>,
+    pub url_ttl: Duration,
+    pub retention: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: Option<Url>,
+    pub path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RenderConfig {
+    pub chrome: PathBuf,
+    pub tabs: u32,
+    pub timeout: Duration,
+    pub ignore_https_errors: bool,
+    pub allowed_origins: Vec<Url>,
+    pub grafana: Option<GrafanaConfig>,
+}
+
+#[derive(Clone, Debug)]
+pub struct GrafanaConfig {
+    pub url: Url,
+    pub token: Option<Secret>,
+    pub org_id: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct TemplatesConfig {
+    /// The zone `datetimeformat` uses when a template names none.
+    pub timezone: chrono_tz::Tz,
+}
+
+/// One `[destinations.NAME]`.
+#[derive(Clone, Debug)]
+pub struct Destination {
+    pub name: String,
+    pub channel: ChannelConfig,
+    pub retry: RetryPolicy,
+    /// A folder whose files override the channel's default templates.
+    pub template: Option<PathBuf>,
+}
+
+impl Destination {
+    pub fn kind(&self) -> ChannelKind {
+        self.channel.kind()
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {path} is not valid TOML: {message}")]
+    Toml { path: String, message: String },
+    #[error("config {path}: {errors}")]
+    Invalid { path: String, errors: ConfigErrors },
+}
+
+impl Config {
+    /// Load `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, LoadError> {
+        let env: reader::EnvLookup = Rc::new(|name| std::env::var(name).ok());
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Self::parse(&text, &path.display().to_string(), env)
+            }
+            None => Self::parse(EMBEDDED_DEFAULT, "embedded default", env),
+        }
+    }
+
+    /// Parse and validate `text`; `env` resolves `${NAME}`.
+    pub fn parse(
+        text: &str,
+        source: &str,
+        env: reader::EnvLookup,
+    ) -> Result<Config, LoadError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| LoadError::Toml {
+            path: source.to_string(),
+            message: e.to_string(),
+        })?;
+        let errors: Errors = Rc::default();
+        let root = Section::root(table, errors.clone(), env);
+        let config = read_config(&root, source);
+        root.finish();
+        let errors = errors.take();
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(LoadError::Invalid {
+                path: source.to_string(),
+                errors: ConfigErrors(errors),
+            }),
+        }
+    }
+}
+
+fn read_config(root: &Section, source: &str) -> Option<Config> {
+    let http = read_http(root.table("http"));
+    let broker = root.table("broker").and_then(|s| {
+        let url = s
+            .url("url", &["amqp", "amqps"])
+            .map(|u| Secret::new(u.to_string()));
+        s.finish();
+        url.map(|url| BrokerConfig { url })
+    });
+    let store = root.table("store").and_then(|s| {
+        let url = s.string("url").and_then(|u| check_store_url(&s, &u));
+        s.finish();
+        url.map(|url| StoreConfig { url })
+    });
+    let storage = root
+        .table("storage")
+        .and_then(|s| read_storage(&s, http.as_ref()));
+    let render = read_render(root.table("render"));
+    let templates = read_templates(root.table("templates"));
+    let destinations = read_destinations(root.table("destinations"));
+    Some(Config {
+        source: source.to_string(),
+        http: http?,
+        broker,
+        store,
+        storage,
+        render: render?,
+        templates: templates?,
+        destinations: destinations?,
+    })
+}
+
+fn read_http(section: Option<Section>) -> Option<HttpConfig> {
+    let Some(s) = section else {
+        return Some(HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+        });
+    };
+    let listen =
+        s.string("listen")
+            .map_or(Some(SocketAddr::from(([127, 0, 0, 1], 8080))), |text| {
+                text.parse()
+                    .map_err(|_| {
+                        s.error(
+                            "listen",
+                            format!("{text:?} is not an address"),
+                            Some("write it as 0.0.0.0:8080 or 127.0.0.1:8080"),
+                        );
+                    })
+                    .ok()
+            });
+    let public_url = s.url("public_url", &["http", "https"]);
+    s.finish();
+    Some(HttpConfig {
+        listen: listen?,
+        public_url,
+    })
+}
+
+fn check_store_url(s: &Section, text: &str) -> Option<Secret> {
+    if let Some(path) = text.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            s.error(
+                "url",
+                "sqlite:// needs a path, e.g. sqlite:///var/lib/fanout/state.db",
+                None,
+            );
+            return None;
+        }
+        return Some(Secret::new(text));
+    }
+    reader::check_url(text, &["redis", "rediss"])
+        .map(|_| Secret::new(text))
+        .map_err(|(message, hint)| {
+            let message = if text.contains('@') {
+                "is not a sqlite:// path or a redis:// URL".to_string()
+            } else {
+                message
+            };
+            s.error(
+                "url",
+                message,
+                hint.or(Some(
+                    "sqlite:///var/lib/fanout/state.db or redis://127.0.0.1:6379/0",
+                )),
+            );
+        })
+        .ok()
+}
+
+fn read_storage(s: &Section, http: Option<&HttpConfig>) -> Option<StorageConfig> {
+    let kind_name = s.required_string("kind", "internal (files served by fanout) or s3");
+    let dir = s
+        .string("dir")
+        .map_or_else(|| PathBuf::from("./images"), PathBuf::from);
+    let signing_key = s.secret("signing_key");
+    let url_ttl = s
+        .span("url_ttl")
+        .map_or(Duration::from_secs(7 * 86_400), |t| t.0);
+    let retention = s
+        .span("retention")
+        .map_or(Duration::from_secs(30 * 86_400), |t| t.0);
+    let s3 = s.table("s3");
+    let kind = match kind_name.as_deref() {
+        Some("internal") => {
+            match &signing_key {
+                None => s.error(
+                    "signing_key",
+                    "is required for kind = \"internal\"",
+                    Some("at least 32 random bytes, e.g. `openssl rand -hex 32`"),
+                ),
+                Some(key) if key.expose().len() < MIN_SIGNING_KEY_BYTES => s.error(
+                    "signing_key",
+                    format!(
+                        "is {} bytes; at least {MIN_SIGNING_KEY_BYTES} are required",
+                        key.expose().len()
+                    ),
+                    Some("generate one with `openssl rand -hex 32`"),
+                ),
+                Some(_) => {}
+            }
+            if http.is_some_and(|h| h.public_url.is_none()) {
+                s.error(
+                    "kind",
+                    "kind = \"internal\" builds image URLs from http.public_url, which is not set",
+                    Some("set [http] public_url to the address people's mail and chat clients reach fanout at"),
+                );
+            }
+            if let Some(s3) = &s3 {
+                s.error(
+                    "s3",
+                    "is only read when kind = \"s3\"",
+                    Some("remove [storage.s3] or set kind = \"s3\""),
+                );
+                s3.known(&s3.keys().iter().map(String::as_str).collect::<Vec<_>>());
+            }
+            Some(StorageKind::Internal)
+        }
+        Some("s3") => match &s3 {
+            Some(s3) => read_s3(s3).map(StorageKind::S3),
+            None => {
+                s.error(
+                    "s3",
+                    "is required for kind = \"s3\"",
+                    Some("add [storage.s3] with bucket and region"),
+                );
+                None
+            }
+        },
+        Some(other) => {
+            s.error(
+                "kind",
+                format!("{other:?} is not a storage kind"),
+                Some("internal or s3"),
+            );
+            None
+        }
+        None => None,
+    };
+    if let Some(s3) = s3 {
+        s3.finish();
+    }
+    s.finish();
+    Some(StorageConfig {
+        kind: kind?,
+        dir,
+        signing_key,
+        url_ttl,
+        retention,
+    })
+}
+
+fn read_s3(s: &Section) -> Option<S3Config> {
+    let bucket = s.required_string("bucket", "the bucket chart PNGs are put in");
+    let region = s.string("region").unwrap_or_else(|| "us-east-1".into());
+    let endpoint = s.url("endpoint", &["http", "https"]);
+    let path_style = s.bool("path_style").unwrap_or(false);
+    let access_key_id = s.string("access_key_id");
+    let secret_access_key = s.secret("secret_access_key");
+    if access_key_id.is_some() != secret_access_key.is_some() {
+        s.error(
+            if access_key_id.is_some() {
+                "secret_access_key"
+            } else {
+                "access_key_id"
+            },
+            "access_key_id and secret_access_key go together",
+            Some("give both, or neither to use the default credential chain"),
+        );
+        return None;
+    }
+    Some(S3Config {
+        bucket: bucket?,
+        region,
+        endpoint,
+        path_style,
+        access_key_id,
+        secret_access_key,
+    })
+}
+
+fn read_render(section: Option<Section>) -> Option<RenderConfig> {
+    let default = RenderConfig {
+        chrome: PathBuf::from("/usr/bin/chromium"),
+        tabs: 2,
+        timeout: Duration::from_secs(30),
+        ignore_https_errors: false,
+        allowed_origins: Vec::new(),
+        grafana: None,
+    };
+    let Some(s) = section else {
+        return Some(default);
+    };
+    let chrome = s.string("chrome").map_or(default.chrome, PathBuf::from);
+    let tabs = s.integer("tabs", 1, 32).map_or(default.tabs, |n| n as u32);
+    let timeout = s.span("timeout").map_or(default.timeout, |t| t.0);
+    let ignore_https_errors = s.bool("ignore_https_errors").unwrap_or(false);
+    let mut allowed_origins = Vec::new();
+    for (i, text) in s
+        .string_list("allowed_origins")
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let key = format!("allowed_origins[{i}]");
+        match reader::check_url(text, &["http", "https"]) {
+            Ok(url) => allowed_origins.push(url),
+            Err((message, hint)) => s.error(&key, message, hint),
+        }
+    }
+    let grafana = s.table("grafana").and_then(|g| {
+        let url = g.url("url", &["http", "https"]);
+        let token = g.secret("token");
+        let org_id = g.integer("org_id", 1, i64::MAX).map_or(1, |n| n as u64);
+        g.finish();
+        Some(GrafanaConfig {
+            url: url?,
+            token,
+            org_id,
+        })
+    });
+    if ignore_https_errors {
+        let origins = allowed_origins
+            .iter()
+            .chain(grafana.as_ref().map(|g| &g.url));
+        for url in origins {
+            let host = url.host_str().unwrap_or_default();
+            if !crate::channels::email::config::is_loopback(host) {
+                s.error(
+                    "ignore_https_errors",
+                    format!(
+                        "applies to loopback origins only, but {} is not loopback",
+                        url.origin().ascii_serialization()
+                    ),
+                    Some("fix that server's certificate, or render it through localhost"),
+                );
+            }
+        }
+    }
+    s.finish();
+    Some(RenderConfig {
+        chrome,
+        tabs,
+        timeout,
+        ignore_https_errors,
+        allowed_origins,
+        grafana,
+    })
+}
+
+fn read_templates(section: Option<Section>) -> Option<TemplatesConfig> {
+    let Some(s) = section else {
+        return Some(TemplatesConfig {
+            timezone: chrono_tz::UTC,
+        });
+    };
+    let timezone = match s.string("timezone") {
+        None => Some(chrono_tz::UTC),
+        Some(name) => name
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                s.error(
+                    "timezone",
+                    format!("{name:?} is not an IANA time zone"),
+                    Some("e.g. UTC, Europe/Berlin, Asia/Shanghai"),
+                )
+            })
+            .ok(),
+    };
+    s.finish();
+    Some(TemplatesConfig {
+        timezone: timezone?,
+    })
+}
+
+fn read_destinations(section: Option<Section>) -> Option<BTreeMap<String, Destination>> {
+    let Some(s) = section else {
+        return Some(BTreeMap::new());
+    };
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for name in s.keys() {
+        let Some(d) = s.table(&name) else {
+            ok = false;
+            continue;
+        };
+        if !valid_name(&name) {
+            s.error(
+                &name,
+                "destination names use letters, digits, `-` and `_` only",
+                None,
+            );
+            ok = false;
+        }
+        match read_destination(&name, &d) {
+            Some(dest) => {
+                out.insert(name, dest);
+            }
+            None => ok = false,
+        }
+        d.finish();
+    }
+    s.finish();
+    ok.then_some(out)
+}
+
+fn read_destination(name: &str, d: &Section) -> Option<Destination> {
+    let channels = ChannelKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let kind = d
+        .required_string("channel", &format!("one of: {channels}"))
+        .and_then(|c| match ChannelKind::parse(&c) {
+            Some(kind) => Some(kind),
+            None => {
+                d.error(
+                    "channel",
+                    format!("{c:?} is not a channel of this build"),
+                    Some(&format!("one of: {channels}")),
+                );
+                None
+            }
+        });
+    let max_attempts = d.integer("max_attempts", 1, 100);
+    let template = d.string("template").map(PathBuf::from);
+    let Some(kind) = kind else {
+        // Without a channel its keys cannot be judged; don't report them all.
+        d.known(&d.keys().iter().map(String::as_str).collect::<Vec<_>>());
+        return None;
+    };
+    if let Some(dir) = &template {
+        if let Err(message) = check_template_dir(kind, dir) {
+            d.error(
+                "template",
+                message,
+                Some("a folder holding any of the channel's template files"),
+            );
+        }
+    }
+    let channel = ChannelConfig::read(kind, d)?;
+    let retry = RetryPolicy {
+        max_attempts: max_attempts.map_or(RetryPolicy::default().max_attempts, |n| n as u32),
+        ..RetryPolicy::default()
+    };
+    Some(Destination {
+        name: name.to_string(),
+        channel,
+        retry,
+        template,
+    })
+}
+
+/// Compile a destination's override templates now, not at the first alert.
+fn check_template_dir(kind: ChannelKind, dir: &Path) -> Result<(), String> {
+    let mut probe = crate::template::Templates::new(chrono_tz::UTC);
+    probe.add_overrides("probe", kind, dir)
+}
+
+/// Names that are safe in file names, metrics labels and queue names.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

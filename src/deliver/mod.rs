@@ -1,0 +1,199 @@
+//! Deliver: one message to one target, and what became of it.
+//!
+//! A [`Delivery`] is what the planner hands a channel: the job, which step,
+//! which target, and the charts rendered once for the whole job. A channel
+//! answers [`Sent`] or a [`SendError`] that says, in its type, whether trying
+//! again can help. The retry arithmetic lives in [`retry`], not in channels.
+
+pub mod destinations;
+pub mod retry;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::job::{Job, Target};
+
+/// One notification to one target.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub job: Arc<Job>,
+    /// Index of the escalation step that asked for this delivery.
+    pub step: usize,
+    /// 1-based position in the job's plan; names outbox files.
+    pub seq: usize,
+    pub target: Target,
+    pub charts: Arc<Vec<ChartImage>>,
+    /// 1 on the first try.
+    pub attempt: u32,
+}
+
+impl Delivery {
+    pub fn destination(&self) -> &str {
+        &self.target.destination
+    }
+
+    /// The Content-ID of chart `index` in this delivery's email: unique
+    /// per job (RFC 2392 wants it globally unique), stable across retries.
+    pub fn content_id(&self, index: usize) -> String {
+        format!("chart{index}.{}@fanout", short_hash(&self.job.id))
+    }
+}
+
+/// 16 hex digits of SHA-256: enough to tell ids apart, safe in headers.
+pub fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(text.as_bytes())[..8])
+}
+
+/// A chart as deliveries see it: the PNG when it was rendered, else why not.
+#[derive(Clone, Debug, Default)]
+pub struct ChartImage {
+    pub title: String,
+    pub png: Option<Arc<Vec<u8>>>,
+    /// A signed URL to the stored PNG, where storage is configured.
+    pub url: Option<String>,
+    /// The panel itself (Grafana), for people who want to dig in.
+    pub link: Option<String>,
+    /// Why there is no PNG; the alert goes out without it.
+    pub error: Option<String>,
+}
+
+/// What a channel reports on success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// One line for the operator: the server's reply, or the outbox file.
+    pub detail: String,
+}
+
+/// Whether a failed send may succeed later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Try again; `after` is the server's own wish (`Retry-After`).
+    Retry { after: Option<Duration> },
+    /// The same request will fail the same way: dead-letter it.
+    Permanent,
+}
+
+/// Why a send failed, for metrics and logs (Alertmanager's list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Client,
+    Server,
+    Auth,
+    RateLimited,
+    Timeout,
+    Canceled,
+    Template,
+    Other,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 8] = [
+        Reason::Client,
+        Reason::Server,
+        Reason::Auth,
+        Reason::RateLimited,
+        Reason::Timeout,
+        Reason::Canceled,
+        Reason::Template,
+        Reason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Client => "client",
+            Reason::Server => "server",
+            Reason::Auth => "auth",
+            Reason::RateLimited => "rate_limited",
+            Reason::Timeout => "timeout",
+            Reason::Canceled => "canceled",
+            Reason::Template => "template",
+            Reason::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed send. The message is written by the channel and must hold no
+/// secret: channels build it from redacted parts only.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub class: Class,
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl SendError {
+    pub fn retry(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            class: Class::Retry { after: None },
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            class: Class::Permanent,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.class, Class::Retry { .. })
+    }
+}
+
+/// The outcome of one delivery after all its attempts, for reports.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub destination: String,
+    pub channel: &'static str,
+    pub attempts: u32,
+    pub elapsed: Duration,
+    pub result: Result<Sent, SendError>,
+}
+
+impl Outcome {
+    pub fn delivered(&self) -> bool {
+        self.result.is_ok()
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.elapsed.as_millis();
+        let tries = if self.attempts == 1 {
+            String::new()
+        } else {
+            format!(" after {} attempts", self.attempts)
+        };
+        match &self.result {
+            Ok(sent) => write!(
+                f,
+                "{:<16} {:<8} delivered{tries} {ms:>6} ms  {}",
+                self.destination, self.channel, sent.detail
+            ),
+            Err(e) => {
+                let class = if e.is_retryable() {
+                    "retryable"
+                } else {
+                    "permanent"
+                };
+                write!(
+                    f,
+                    "{:<16} {:<8} FAILED{tries} {ms:>6} ms  {class} {}: {}",
+                    self.destination, self.channel, e.reason, e.message
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! fanout: a notification fan-out worker for on-call teams.
+//!
+//! An alerting engine puts notification jobs on RabbitMQ; fanout runs the
+//! escalation steps, renders the Grafana panels an alert points at, and
+//! delivers the alert to email, WeCom, PrometheusAlert and Slack with the
+//! chart inline. `fanout send` runs one job in-process with no broker.
+//!
+//! # Layout
+//!
+//! Data flows one way; no stage reaches back into an earlier one.
+//!
+//! | stage    | module                 | what it does                                   |
+//! |----------|------------------------|------------------------------------------------|
+//! | decode   | [`job::decode`]        | bytes → [`job::Job`] or [`job::Signal`]        |
+//! | validate | [`job::validate`]      | limits, destinations exist, overrides fit      |
+//! | plan     | [`plan`]               | one [`plan::Planned`] delivery per target      |
+//! | render   | [`render`]             | charts, once per job                           |
+//! | deliver  | [`deliver`], [`channels`] | one send per target, classified errors      |
+//! | record   | (with the worker)      | the notification log                           |
+//!
+//! Around them: [`config`] (one TOML file, every bad key reported at once),
+//! [`template`] (minijinja, bounded), [`outbox`] (what would be sent, on
+//! disk), [`check`] (`fanout check`), [`secret`] (values that never print).
+
+pub mod channels;
+pub mod check;
+pub mod config;
+pub mod deliver;
+pub mod job;
+pub mod logging;
+pub mod outbox;
+pub mod plan;
+pub mod render;
+pub mod secret;
+pub mod send;
+pub mod span;
+pub mod template;

@@ -1,0 +1,79 @@
+//! What a template sees: `alert`, `payload`, `charts`, `job`, `step`,
+//! `destination`. One builder, so every channel's templates read the same
+//! names.
+
+use serde::Serialize;
+
+use crate::deliver::Delivery;
+use crate::job::{Alert, Job, Step};
+
+#[derive(Serialize)]
+pub struct Context<'a> {
+    pub alert: &'a Alert,
+    /// The raw upstream body (`alert.payload`), at the top for brevity.
+    pub payload: &'a serde_json::Value,
+    pub charts: Vec<ChartContext>,
+    pub job: &'a Job,
+    pub step: StepContext,
+    pub destination: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct ChartContext {
+    pub index: usize,
+    pub title: String,
+    /// For email: `<img src="cid:{{ chart.cid }}">` shows the inline PNG.
+    pub cid: String,
+    pub has_image: bool,
+    /// Signed URL to the stored PNG, when storage is configured.
+    pub url: Option<String>,
+    /// The panel itself.
+    pub link: Option<String>,
+    /// Why the chart is missing, when it is.
+    pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct StepContext {
+    pub index: usize,
+    pub important: bool,
+    pub attempt: u32,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(delivery: &'a Delivery) -> Self {
+        let job = &*delivery.job;
+        let important = matches!(
+            job.escalation.get(delivery.step),
+            Some(Step::Notify {
+                important: true,
+                ..
+            })
+        );
+        Context {
+            alert: &job.alert,
+            payload: &job.alert.payload,
+            charts: delivery
+                .charts
+                .iter()
+                .enumerate()
+                .map(|(index, chart)| ChartContext {
+                    index,
+                    title: chart.title.clone(),
+                    cid: delivery.content_id(index),
+                    has_image: chart.png.is_some(),
+                    url: chart.url.clone(),
+                    link: chart.link.clone(),
+                    error: chart.error.clone(),
+                })
+                .collect(),
+            job,
+            step: StepContext {
+                index: delivery.step,
+                important,
+                attempt: delivery.attempt,
+            },
+            destination: delivery.destination(),
+        }
+    }
+}
