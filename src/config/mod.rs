@@ -156,11 +156,7 @@ impl Config {
     }
 
     /// Parse and validate `text`; `env` resolves `${NAME}`.
-    pub fn parse(
-        text: &str,
-        source: &str,
-        env: reader::EnvLookup,
-    ) -> Result<Config, LoadError> {
+    pub fn parse(text: &str, source: &str, env: reader::EnvLookup) -> Result<Config, LoadError> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| LoadError::Toml {
             path: source.to_string(),
             message: e.to_string(),
@@ -194,9 +190,11 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
         s.finish();
         url.map(|url| StoreConfig { url })
     });
+    // Only a public_url that is absent is reported here; a bad one already was.
+    let public_url_written = root.table("http").is_some_and(|h| h.has("public_url"));
     let storage = root
         .table("storage")
-        .and_then(|s| read_storage(&s, http.as_ref()));
+        .and_then(|s| read_storage(&s, http.is_some() && !public_url_written));
     let render = read_render(root.table("render"));
     let templates = read_templates(root.table("templates"));
     let destinations = read_destinations(root.table("destinations"));
@@ -255,11 +253,6 @@ fn check_store_url(s: &Section, text: &str) -> Option<Secret> {
     reader::check_url(text, &["redis", "rediss"])
         .map(|_| Secret::new(text))
         .map_err(|(message, hint)| {
-            let message = if text.contains('@') {
-                "is not a sqlite:// path or a redis:// URL".to_string()
-            } else {
-                message
-            };
             s.error(
                 "url",
                 message,
@@ -271,7 +264,7 @@ fn check_store_url(s: &Section, text: &str) -> Option<Secret> {
         .ok()
 }
 
-fn read_storage(s: &Section, http: Option<&HttpConfig>) -> Option<StorageConfig> {
+fn read_storage(s: &Section, public_url_missing: bool) -> Option<StorageConfig> {
     let kind_name = s.required_string("kind", "internal (files served by fanout) or s3");
     let dir = s
         .string("dir")
@@ -302,7 +295,7 @@ fn read_storage(s: &Section, http: Option<&HttpConfig>) -> Option<StorageConfig>
                 ),
                 Some(_) => {}
             }
-            if http.is_some_and(|h| h.public_url.is_none()) {
+            if public_url_missing {
                 s.error(
                     "kind",
                     "kind = \"internal\" builds image URLs from http.public_url, which is not set",

@@ -310,15 +310,23 @@ pub(crate) fn check_url(
     schemes: &[&str],
 ) -> Result<Url, (String, Option<&'static str>)> {
     let trimmed = text.trim();
+    // Messages quote the URL without its userinfo: it may hold a password.
+    let shown = redact_userinfo(trimmed);
     if PLACEHOLDERS.contains(&trimmed.to_ascii_lowercase().as_str()) {
         return Err((
-            format!("is {trimmed:?}, not a URL"),
+            format!("is {shown:?}, not a URL"),
             Some("an unset variable in whatever wrote this file? set a real URL"),
+        ));
+    }
+    if !trimmed.contains("://") {
+        return Err((
+            format!("{shown:?} has no scheme"),
+            Some("write it with a scheme and host, e.g. https://host:port"),
         ));
     }
     let url = Url::parse(trimmed).map_err(|e| {
         (
-            format!("{trimmed:?} is not a URL ({e})"),
+            format!("{shown:?} is not a URL ({e})"),
             Some("write it with a scheme and host, e.g. https://host:port"),
         )
     })?;
@@ -333,14 +341,40 @@ pub(crate) fn check_url(
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err((format!("{trimmed:?} has no host"), None));
+        return Err((format!("{shown:?} has no host"), None));
     }
     Ok(url)
+}
+
+/// `scheme://user:pass@host` → `scheme://***@host`, so a URL quoted in an
+/// error never carries its password.
+pub(crate) fn redact_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return text.into();
+    };
+    let authority_end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    match text[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]).into(),
+        None => text.into(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userinfo_is_redacted_before_quoting() {
+        assert_eq!(
+            redact_userinfo("amqp://u:pw@h:5672/v"),
+            "amqp://***@h:5672/v"
+        );
+        assert_eq!(redact_userinfo("https://h/p@x"), "https://h/p@x");
+        let (message, _) = check_url("amqp://u:topsecret@bad host", &["amqp"]).unwrap_err();
+        assert!(!message.contains("topsecret"), "{message}");
+    }
 
     fn env(name: &str) -> Option<String> {
         match name {

@@ -74,8 +74,8 @@ const URL_HINT: &str = "smtps://user:pass@host:465, smtp://host:587?tls=starttls
 impl SmtpEndpoint {
     /// Parse `smtp_url`. Errors never quote the URL (it may hold a password).
     pub fn parse(text: &str) -> Result<Self, (String, &'static str)> {
-        let url: Url = check_url(text, &["smtp", "smtps"])
-            .map_err(|(message, _)| (redact_message(&message, text), URL_HINT))?;
+        let url: Url =
+            check_url(text, &["smtp", "smtps"]).map_err(|(message, _)| (message, URL_HINT))?;
         let host = match url.host() {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
             Some(h) => h.to_string(),
@@ -159,15 +159,6 @@ fn percent_decode(s: &str) -> Option<String> {
         .decode_utf8()
         .ok()
         .map(|c| c.into_owned())
-}
-
-/// URL parse errors may echo the input; never let a password through.
-fn redact_message(message: &str, url: &str) -> String {
-    if url.contains('@') {
-        "is not a valid smtp:// or smtps:// URL".into()
-    } else {
-        message.to_string()
-    }
 }
 
 impl EmailConfig {

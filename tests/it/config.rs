@@ -1,0 +1,127 @@
+//! Bad configs: each file under `tests/data/config/bad/` is one rule seen in
+//! the field; its `# expect:` lines are the messages `fanout` must print,
+//! all in one run, and nothing more.
+
+use std::path::PathBuf;
+
+use crate::support::{fanout, fanout_in, repo};
+
+fn bad_configs() -> Vec<PathBuf> {
+    let dir = repo().join("tests/data/config/bad");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/data/config/bad")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_bad_config_is_refused_with_every_bad_key_named() {
+    let files = bad_configs();
+    assert!(files.len() >= 15, "the corpus went missing: {files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{} has no # expect: line",
+            file.display()
+        );
+        let path = file.display().to_string();
+        for command in [
+            &["check", "--offline", "--config", &path][..],
+            &["send", "-", "--config", &path],
+        ] {
+            let run = fanout(command, Some(b"{}"));
+            run.assert_code(2);
+            for line in &expected {
+                assert!(
+                    run.stderr.contains(line),
+                    "{}: missing {line:?}\n{run}",
+                    file.display()
+                );
+            }
+            let n = expected.len();
+            let count = format!("config has {n} problem{}", if n == 1 { "" } else { "s" });
+            assert!(
+                run.stderr.contains(&count),
+                "{}: expected {count:?}\n{run}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn env_variables_fill_values_and_fanout_config_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fanout.toml"),
+        "[destinations.ops-mail]\nchannel = \"email\"\nsmtp_url = \"smtp://${SMTP_HOST}:2525\"\n\
+         from = \"a@example.com\"\nto = [\"b@example.com\"]\n",
+    )
+    .unwrap();
+    let run = fanout_in(
+        dir.path(),
+        &["check", "--offline"],
+        None,
+        &[("FANOUT_CONFIG", "fanout.toml"), ("SMTP_HOST", "127.0.0.1")],
+    );
+    run.assert_code(0);
+    assert!(run.stdout.contains("fanout.toml"), "{run}");
+
+    let run = fanout_in(
+        dir.path(),
+        &["check", "--offline"],
+        None,
+        &[("FANOUT_CONFIG", "fanout.toml"), ("SMTP_HOST", "")],
+    );
+    run.assert_code(2);
+    assert!(run.stderr.contains("SMTP_HOST is set but empty"), "{run}");
+}
+
+#[test]
+fn the_documented_example_config_is_valid() {
+    let path = repo().join("examples/config/fanout.toml");
+    let env = [
+        ("SMTP_PASSWORD", "example-password"),
+        ("GRAFANA_TOKEN", "glsa_example"),
+        ("FANOUT_SIGNING_KEY", "an-example-signing-key-of-32-bytes!!"),
+        ("RABBITMQ_PASSWORD", "guest"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let run = fanout_in(
+        dir.path(),
+        &[
+            "check",
+            "--offline",
+            "--config",
+            &path.display().to_string(),
+        ],
+        None,
+        &env,
+    );
+    run.assert_code(0);
+}
+
+#[test]
+fn a_missing_or_broken_file_is_a_clear_error() {
+    let run = fanout(&["check", "--config", "/nonexistent/fanout.toml"], None);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("cannot read config /nonexistent/fanout.toml"),
+        "{run}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.toml"), "[http\nlisten=").unwrap();
+    let run = fanout_in(dir.path(), &["check", "--config", "f.toml"], None, &[]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("is not valid TOML"), "{run}");
+}

@@ -1,0 +1,70 @@
+//! The examples people copy are tested: every job in `examples/jobs/` is
+//! valid against the embedded default and sends; the schema file is what
+//! `fanout schema` prints.
+
+use std::rc::Rc;
+
+use crate::support::{fanout, fanout_in, repo};
+use fanout::config::Config;
+
+fn example_jobs() -> Vec<std::path::PathBuf> {
+    let mut jobs: Vec<_> = std::fs::read_dir(repo().join("examples/jobs"))
+        .expect("examples/jobs")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    jobs.sort();
+    jobs
+}
+
+#[test]
+fn every_example_job_is_valid() {
+    let config = Config::parse(
+        fanout::config::EMBEDDED_DEFAULT,
+        "embedded",
+        Rc::new(|_| None),
+    )
+    .expect("the embedded default is valid");
+    let jobs = example_jobs();
+    assert!(jobs.len() >= 3, "examples went missing: {jobs:?}");
+    for path in jobs {
+        let bytes = std::fs::read(&path).unwrap();
+        let job = fanout::job::decode::decode_job(&bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        fanout::job::validate(&job, &config).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+#[test]
+fn the_first_command_of_the_readme_writes_an_outbox() {
+    // `fanout send examples/jobs/firing.json`, run as a newcomer would.
+    let dir = tempfile::tempdir().unwrap();
+    let job = repo().join("examples/jobs/firing.json");
+    let run = fanout_in(dir.path(), &["send", &job.display().to_string()], None, &[]);
+    run.assert_code(0);
+    assert_eq!(run.stdout.lines().count(), 3, "one line per target\n{run}");
+    let eml = dir.path().join("outbox/ag-42-firing-1/1-ops-mail.eml");
+    let bytes = std::fs::read(&eml).unwrap_or_else(|e| panic!("{}: {e}\n{run}", eml.display()));
+    let msg = mail_parser::MessageParser::default()
+        .parse(&bytes)
+        .expect("MIME");
+    assert!(msg.subject().is_some_and(|s| s.contains("p99 latency")));
+    assert!(msg.body_html(0).is_some() && msg.body_text(0).is_some());
+}
+
+#[test]
+fn the_schema_file_is_what_fanout_schema_prints() {
+    let run = fanout(&["schema"], None);
+    run.assert_code(0);
+    let printed: serde_json::Value = serde_json::from_str(&run.stdout).expect("schema is JSON");
+    let file =
+        std::fs::read_to_string(repo().join("docs/job.schema.json")).expect("docs/job.schema.json");
+    let stored: serde_json::Value = serde_json::from_str(&file).expect("stored schema is JSON");
+    assert!(
+        printed == stored,
+        "docs/job.schema.json is stale: run `cargo run -q -- schema > docs/job.schema.json`"
+    );
+    // The schema says what the decoder does: unknown fields are refused.
+    assert_eq!(printed["additionalProperties"], false);
+    assert!(printed["$defs"]["Signal"].is_object());
+}

@@ -1,0 +1,119 @@
+//! Malformed jobs: every one is refused with exit status 2 and a message
+//! that names what is wrong, and nothing panics.
+
+use crate::support::fanout;
+
+const GOOD: &str = r#"{"version":1,"id":"j-1","alert":{"group_id":"g-1","title":"t"},
+  "targets":[{"destination":"ops-mail"},{"destination":"dba-mail"}]}"#;
+
+fn refused(bytes: &[u8], expect: &str) {
+    let run = fanout(&["send", "-"], Some(bytes));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(expect),
+        "expected {expect:?} for input {:?}\n{run}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+    );
+}
+
+#[test]
+fn the_good_job_is_accepted() {
+    // The corpus below is a mutation of this job: prove the base is good.
+    let run = fanout(&["send", "-"], Some(GOOD.as_bytes()));
+    run.assert_code(0);
+}
+
+#[test]
+fn malformed_jobs_are_refused_with_their_json_path() {
+    let cases: Vec<(String, &str)> = vec![
+        (GOOD[..40].to_string(), "bad job: not JSON: EOF while parsing"),
+        (String::new(), "not JSON"),
+        ("[1,2,3]".into(), "expected a JSON object"),
+        (GOOD.replace("\"version\":1", "\"version\":\"1\""), "version: invalid type: string \"1\""),
+        (GOOD.replace("\"version\":1", "\"version\":2"), "version: unsupported version 2"),
+        (GOOD.replace("\"version\":1,", ""), "missing field `version`"),
+        (GOOD.replace("\"title\":\"t\"", "\"title\":42"), "alert.title: invalid type: integer `42`"),
+        (GOOD.replace("{\"destination\":\"dba-mail\"}", "{\"destinaton\":\"dba-mail\"}"), "targets[1].destinaton: unknown field `destinaton`"),
+        (GOOD.replace("dba-mail", "ops-mal"), "targets[1].destination: unknown destination \"ops-mal\""),
+        (GOOD.replace("\"alert\"", "\"priority\":1,\"alert\""), "priority: unknown field `priority`"),
+        (GOOD.replace("\"severity\"", "x").replace("\"title\":\"t\"", "\"title\":\"t\",\"severity\":\"urgent\""), "alert.severity: unknown variant `urgent`"),
+        (GOOD.replace("\"targets\"", "\"escalation\":[{\"notify\":[\"ops-mail\"]},{\"wait\":\"5 fortnights\"}],\"targets\""), "escalation[1].wait"),
+        (GOOD.replace("\"targets\"", "\"escalation\":[{\"wait\":\"25h\"},{\"repeat\":9}],\"targets\""), "escalation[0].wait: 1day 1h is outside 1s..=24h"),
+        (GOOD.replace("\"targets\"", "\"escalation\":[{\"wait\":\"25h\"},{\"repeat\":9}],\"targets\""), "escalation[1].repeat: 9 is outside 1..=5"),
+        (GOOD.replace("\"targets\"", "\"escalation\":[{\"notify\":[\"sre-mail\"]}],\"targets\""), "escalation[0].notify[0]: \"sre-mail\" is not one of this job's targets"),
+        (GOOD.replace("{\"destination\":\"ops-mail\"}", "{\"destination\":\"ops-mail\",\"to\":[\"oncall@\"]}"), "targets[0].to[0]: \"oncall@\" is not an email address"),
+        (GOOD.replace("{\"destination\":\"ops-mail\"}", "{\"destination\":\"ops-mail\",\"channel_id\":\"C1\"}"), "targets[0].channel_id: is not an override for email destination \"ops-mail\""),
+        (GOOD.replace("\"id\":\"j-1\"", "\"id\":\"../../etc/passwd\""), "id: use 1 to 128 of letters"),
+        (GOOD.replace("\"targets\"", "\"charts\":[{\"width\":50}],\"targets\""), "charts[0]: a chart has exactly one of grafana or url"),
+        (GOOD.replace("\"targets\"", "\"charts\":[{\"width\":50}],\"targets\""), "charts[0].width: 50 is outside 100..=4000"),
+        (r#"{"version":1,"signal":"acknowledge","group_id":"g"}"#.into(), "signal: this is a signal, not a job"),
+    ];
+    for (input, expect) in cases {
+        refused(input.as_bytes(), expect);
+    }
+}
+
+#[test]
+fn invalid_utf8_and_huge_jobs_are_refused() {
+    let mut bytes = GOOD.as_bytes().to_vec();
+    bytes[30] = 0xff;
+    refused(&bytes, "not JSON");
+
+    let mut huge = GOOD.replace("\"t\"}", "\"t\",\"message\":\"").into_bytes();
+    huge.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
+    huge.extend_from_slice(b"\"},\"targets\":[]}");
+    refused(&huge, "over the 1048576-byte limit");
+}
+
+#[test]
+fn a_missing_job_file_is_a_clear_error() {
+    let run = fanout(&["send", "/nonexistent/job.json"], None);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("cannot read job file /nonexistent/job.json"),
+        "{run}"
+    );
+}
+
+mod fuzz {
+    use std::rc::Rc;
+
+    use proptest::prelude::*;
+
+    use fanout::config::{Config, EMBEDDED_DEFAULT};
+    use fanout::job::{decode, validate, Inbound};
+
+    fn config() -> Config {
+        Config::parse(EMBEDDED_DEFAULT, "embedded", Rc::new(|_| None)).expect("embedded default")
+    }
+
+    fn check(bytes: &[u8], config: &Config) {
+        // Must return, Ok or Err, never panic.
+        if let Ok(Inbound::Job(job)) = decode(bytes) {
+            let _ = validate(&job, config);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            check(&bytes, &config());
+        }
+
+        #[test]
+        fn mutated_jobs_never_panic(
+            at in 0usize..2000,
+            byte in any::<u8>(),
+            cut in 0usize..2000,
+        ) {
+            let mut bytes = std::fs::read(crate::support::repo().join("examples/jobs/firing.json")).unwrap();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            bytes.truncate(bytes.len() - cut % bytes.len() / 4);
+            check(&bytes, &config());
+        }
+    }
+}

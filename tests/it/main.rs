@@ -1,0 +1,10 @@
+//! Integration tests on real parts: the real `fanout` binary, a real SMTP
+//! server (aiosmtpd), real TLS. One binary, so one link step.
+
+mod config;
+mod email;
+mod examples;
+mod jobs;
+mod secrets;
+mod support;
+mod templates;
