@@ -68,19 +68,19 @@ impl fmt::Display for Table<'_> {
         let wt = width(|r| r.target.len(), "TARGET");
         writeln!(
             f,
-            "{:<wc$}  {:<wt$}  {:<4}  DETAIL / HINT",
-            "COMPONENT", "TARGET", ""
+            "{:<wc$}  {:<wt$}  {:<6}  DETAIL / HINT",
+            "COMPONENT", "TARGET", "STATUS"
         )?;
         for row in self.0 {
             match &row.outcome {
                 Ok(detail) => writeln!(
                     f,
-                    "{:<wc$}  {:<wt$}  {:<4}  {detail}",
+                    "{:<wc$}  {:<wt$}  {:<6}  {detail}",
                     row.component, row.target, "ok"
                 )?,
                 Err(fail) => writeln!(
                     f,
-                    "{:<wc$}  {:<wt$}  {:<4}  {} (hint: {})",
+                    "{:<wc$}  {:<wt$}  {:<6}  {} (hint: {})",
                     row.component, row.target, "FAIL", fail.error, fail.hint
                 )?,
             }
