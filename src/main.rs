@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use fanout::check::{CheckRow, Table};
-use fanout::config::{Config, LoadError};
+use fanout::config::{Config, LoadError, StorageKind};
 use fanout::deliver::destinations::Destinations;
 use fanout::logging::{self, LogFormat};
 use fanout::outbox::Outbox;
@@ -196,6 +196,20 @@ async fn check(config_path: Option<&Path>, offline: bool, outbox: Option<PathBuf
         format!("{} destinations", config.destinations.len()),
     )];
     if !offline {
+        if let Some(storage) = &config.storage {
+            if matches!(storage.kind, StorageKind::Internal) {
+                let dir = storage.dir.display().to_string();
+                rows.push(match fanout::check::probe_dir(&storage.dir) {
+                    Ok(()) => CheckRow::ok("storage internal", dir, "writable"),
+                    Err(e) => CheckRow::fail(
+                        "storage internal",
+                        dir,
+                        e.to_string(),
+                        "create [storage] dir and let fanout's user write it",
+                    ),
+                });
+            }
+        }
         match Destinations::build(&config, outbox.map(Outbox::new)) {
             Ok(destinations) => rows.extend(destinations.check().await),
             Err(e) => rows.push(CheckRow::fail(

@@ -353,9 +353,10 @@ fn read_s3(s: &Section) -> Option<S3Config> {
     let path_style = s.bool("path_style").unwrap_or(false);
     let access_key_id = s.string("access_key_id");
     let secret_access_key = s.secret("secret_access_key");
-    if access_key_id.is_some() != secret_access_key.is_some() {
+    // Judged on the keys written: an unset ${VAR} was reported already.
+    if s.has("access_key_id") != s.has("secret_access_key") {
         s.error(
-            if access_key_id.is_some() {
+            if s.has("access_key_id") {
                 "secret_access_key"
             } else {
                 "access_key_id"

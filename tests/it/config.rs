@@ -4,17 +4,10 @@
 
 use std::path::PathBuf;
 
-use crate::support::{fanout, fanout_in, repo};
+use crate::support::{fanout, fanout_in, files_with_ext, repo};
 
 fn bad_configs() -> Vec<PathBuf> {
-    let dir = repo().join("tests/data/config/bad");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/data/config/bad")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
-    files
+    files_with_ext(&repo().join("tests/data/config/bad"), "toml")
 }
 
 #[test]
@@ -86,27 +79,32 @@ fn env_variables_fill_values_and_fanout_config_names_the_file() {
 }
 
 #[test]
-fn the_documented_example_config_is_valid() {
-    let path = repo().join("examples/config/fanout.toml");
+fn the_shipped_configs_are_valid() {
+    // The documented example and the compose stack's config, with the
+    // variables their docs say to set.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["mailpit".to_string()]).unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert.pem()).unwrap();
+    let ca_file = ca_file.display().to_string();
     let env = [
         ("SMTP_PASSWORD", "example-password"),
         ("GRAFANA_TOKEN", "glsa_example"),
         ("FANOUT_SIGNING_KEY", "an-example-signing-key-of-32-bytes!!"),
         ("RABBITMQ_PASSWORD", "guest"),
+        ("S3_SECRET_ACCESS_KEY", "example-s3-secret"),
+        ("SMTP_CA_FILE", ca_file.as_str()),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    let run = fanout_in(
-        dir.path(),
-        &[
-            "check",
-            "--offline",
-            "--config",
-            &path.display().to_string(),
-        ],
-        None,
-        &env,
-    );
-    run.assert_code(0);
+    for file in ["examples/config/fanout.toml", "docker/fanout.toml"] {
+        let path = repo().join(file).display().to_string();
+        let run = fanout_in(
+            dir.path(),
+            &["check", "--offline", "--config", &path],
+            None,
+            &env,
+        );
+        run.assert_code(0);
+    }
 }
 
 #[test]
@@ -124,4 +122,25 @@ fn a_missing_or_broken_file_is_a_clear_error() {
     let run = fanout_in(dir.path(), &["check", "--config", "f.toml"], None, &[]);
     run.assert_code(2);
     assert!(run.stderr.contains("is not valid TOML"), "{run}");
+}
+
+#[test]
+fn check_probes_the_storage_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a-file"), "not a dir").unwrap();
+    for (storage_dir, code, expect) in [("images", 0, "writable"), ("a-file/images", 1, "FAIL")] {
+        let cfg = format!(
+            "[http]\npublic_url = \"https://fanout.example.com\"\n\n[storage]\nkind = \"internal\"\n\
+             dir = \"{storage_dir}\"\nsigning_key = \"0123456789abcdef0123456789abcdef\"\n"
+        );
+        std::fs::write(dir.path().join("fanout.toml"), cfg).unwrap();
+        let run = fanout_in(dir.path(), &["check", "--config", "fanout.toml"], None, &[]);
+        run.assert_code(code);
+        let row = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("storage internal"))
+            .unwrap_or_default();
+        assert!(row.contains(storage_dir) && row.contains(expect), "{run}");
+    }
 }

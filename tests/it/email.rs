@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::support::smtp::{Options, SmtpServer, TlsMode};
-use crate::support::{fanout_in, fixture_png, write_file};
+use crate::support::{fanout_in, fixture_png, write_file, Run};
 use fanout::config::Config;
 use fanout::deliver::destinations::Destinations;
 use fanout::deliver::{ChartImage, Class, Delivery, Reason};
@@ -41,6 +41,24 @@ timeout = "10s"
 "#,
         port = server.port
     )
+}
+
+/// Write a config for `server` and a job, run `fanout send`, return the run.
+fn send_via(
+    server: &SmtpServer,
+    userinfo: &str,
+    extra: &str,
+    job_id: &str,
+) -> (Run, tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "fanout.toml",
+        &config_text(server, userinfo, extra),
+    );
+    let job = write_file(dir.path(), "job.json", &job_json(job_id, "firing"));
+    let run = fanout_in(dir.path(), &["send", &job, "--config", &config], None, &[]);
+    (run, dir, config)
 }
 
 fn job(id: &str, status: &str) -> Job {
@@ -193,14 +211,8 @@ fn implicit_tls_with_auth() {
         auth: Some(("alice", "pa:ss@word")),
         ..Options::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_file(
-        dir.path(),
-        "fanout.toml",
-        &config_text(&server, "alice:pa%3Ass%40word@", "# implicit"),
-    );
-    let job = write_file(dir.path(), "job.json", &job_json("tls-1", "firing"));
-    fanout_in(dir.path(), &["send", &job, "--config", &config], None, &[]).assert_code(0);
+    let (run, dir, config) = send_via(&server, "alice:pa%3Ass%40word@", "# implicit", "tls-1");
+    run.assert_code(0);
     let meta = &server.wait_for_messages(1)[0].meta;
     assert_eq!(meta["tls"], true);
     assert_eq!(meta["auth_login"], "alice");
@@ -220,14 +232,9 @@ fn starttls_is_required_and_used() {
         auth: Some(("bob", "secret-pw")),
         ..Options::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_file(
-        dir.path(),
-        "fanout.toml",
-        &config_text(&server, "bob:secret-pw@", ""),
-    );
-    let job = write_file(dir.path(), "job.json", &job_json("starttls-1", "firing"));
-    fanout_in(dir.path(), &["send", &job, "--config", &config], None, &[]).assert_code(0);
+    send_via(&server, "bob:secret-pw@", "", "starttls-1")
+        .0
+        .assert_code(0);
     let meta = &server.wait_for_messages(1)[0].meta;
     assert_eq!(meta["tls"], true);
     assert_eq!(meta["auth_login"], "bob");
@@ -240,14 +247,7 @@ fn a_451_is_retried_and_then_delivered() {
         fail_times: 1,
         ..Options::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_file(
-        dir.path(),
-        "fanout.toml",
-        &config_text(&server, "", "max_attempts = 3"),
-    );
-    let job = write_file(dir.path(), "job.json", &job_json("retry-1", "firing"));
-    let run = fanout_in(dir.path(), &["send", &job, "--config", &config], None, &[]);
+    let (run, dir, config) = send_via(&server, "", "max_attempts = 3", "retry-1");
     run.assert_code(0);
     assert!(run.stdout.contains("delivered after 2 attempts"), "{run}");
     assert_eq!(server.attempts(), ["DATA 451", "DATA 250"]);
@@ -286,14 +286,7 @@ fn a_550_is_not_retried_and_fails_the_run() {
         fail: Some("550 5.1.1 No such user"),
         ..Options::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_file(
-        dir.path(),
-        "fanout.toml",
-        &config_text(&server, "", "max_attempts = 5"),
-    );
-    let job = write_file(dir.path(), "job.json", &job_json("perm-1", "firing"));
-    let run = fanout_in(dir.path(), &["send", &job, "--config", &config], None, &[]);
+    let (run, dir, config) = send_via(&server, "", "max_attempts = 5", "perm-1");
     run.assert_code(1);
     assert!(run.stdout.contains("FAILED"), "{run}");
     assert!(run.stdout.contains("permanent client"), "{run}");
@@ -326,14 +319,12 @@ fn a_wrong_password_is_permanent_and_check_says_so() {
         auth: Some(("alice", "right")),
         ..Options::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_file(
-        dir.path(),
-        "fanout.toml",
-        &config_text(&server, "alice:wrong-Pw-9431@", "max_attempts = 3"),
+    let (run, dir, config) = send_via(
+        &server,
+        "alice:wrong-Pw-9431@",
+        "max_attempts = 3",
+        "auth-1",
     );
-    let job = write_file(dir.path(), "job.json", &job_json("auth-1", "firing"));
-    let run = fanout_in(dir.path(), &["send", &job, "--config", &config], None, &[]);
     run.assert_code(1);
     assert!(run.stdout.contains("permanent auth"), "{run}");
     assert!(run.stdout.contains("535"), "{run}");
@@ -353,4 +344,33 @@ fn a_wrong_password_is_permanent_and_check_says_so() {
             "password leaked:\n{run}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_server_that_stalls_is_a_retryable_timeout_not_a_hang() {
+    // A real TCP peer that accepts and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let text = format!(
+        "[destinations.ops-mail]\nchannel = \"email\"\nsmtp_url = \"smtp://127.0.0.1:{port}\"\n\
+         from = \"a@example.com\"\nto = [\"b@example.com\"]\nmax_attempts = 1\ntimeout = \"1s\"\n"
+    );
+    let destinations = Destinations::build(&load(&text), None).unwrap();
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        destinations.deliver(delivery_with_chart(job("stall-1", "firing"))),
+    )
+    .await
+    .expect("the delivery gave up by itself");
+    let error = outcome.result.expect_err("the server never answered");
+    assert_eq!(error.reason, Reason::Timeout, "{error:?}");
+    assert!(error.is_retryable());
+    assert!(error.message.contains("no answer within 1s"), "{error}");
+    holder.abort();
 }

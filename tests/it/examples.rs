@@ -4,17 +4,11 @@
 
 use std::rc::Rc;
 
-use crate::support::{fanout, fanout_in, repo};
+use crate::support::{fanout, fanout_in, files_with_ext, repo};
 use fanout::config::Config;
 
 fn example_jobs() -> Vec<std::path::PathBuf> {
-    let mut jobs: Vec<_> = std::fs::read_dir(repo().join("examples/jobs"))
-        .expect("examples/jobs")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    jobs.sort();
-    jobs
+    files_with_ext(&repo().join("examples/jobs"), "json")
 }
 
 #[test]

@@ -92,7 +92,9 @@ impl Sender for EmailSender {
                     detail: format!("outbox {}", path.display()),
                 })
             }
-            Transport::Smtp(smtp) => match smtp.send(message).await {
+            // lettre's timeout bounds the connect only; a server that stalls
+            // mid-conversation must not hold a delivery forever.
+            Transport::Smtp(smtp) => match within(self.config.timeout, smtp.send(message)).await {
                 Ok(response) => Ok(Sent {
                     detail: format!(
                         "{} {}",
@@ -100,7 +102,8 @@ impl Sender for EmailSender {
                         response.message().collect::<Vec<_>>().join(" ")
                     ),
                 }),
-                Err(e) => Err(classify(&e, &self.config.smtp)),
+                Err(Stalled::Timeout) => Err(self.stalled()),
+                Err(Stalled::Smtp(e)) => Err(classify(&e, &self.config.smtp)),
             },
         }
     }
@@ -123,7 +126,7 @@ impl Sender for EmailSender {
             },
             Transport::Smtp(smtp) => {
                 let target = self.config.smtp.to_string();
-                match smtp.test_connection().await {
+                match within(self.config.timeout, smtp.test_connection()).await {
                     Ok(true) => {
                         let what =
                             match (self.config.smtp.security, self.config.smtp.user.is_some()) {
@@ -140,14 +143,47 @@ impl Sender for EmailSender {
                         "server did not answer NOOP",
                         "is this an SMTP server?",
                     ),
-                    Err(e) => {
-                        let error = classify(&e, &self.config.smtp);
+                    Err(stalled) => {
+                        let error = match stalled {
+                            Stalled::Timeout => self.stalled(),
+                            Stalled::Smtp(e) => classify(&e, &self.config.smtp),
+                        };
                         let hint = hint(&error);
                         CheckRow::fail(component, target, error.message, hint)
                     }
                 }
             }
         }
+    }
+}
+
+impl EmailSender {
+    fn stalled(&self) -> SendError {
+        SendError::retry(
+            Reason::Timeout,
+            format!(
+                "SMTP {}: no answer within {}",
+                self.config.smtp,
+                humantime::format_duration(self.config.timeout)
+            ),
+        )
+    }
+}
+
+/// An SMTP conversation that failed, or never finished.
+enum Stalled {
+    Timeout,
+    Smtp(lettre::transport::smtp::Error),
+}
+
+/// Run one SMTP conversation with an overall deadline.
+async fn within<T>(
+    limit: std::time::Duration,
+    conversation: impl std::future::Future<Output = Result<T, lettre::transport::smtp::Error>>,
+) -> Result<T, Stalled> {
+    match tokio::time::timeout(limit, conversation).await {
+        Ok(result) => result.map_err(Stalled::Smtp),
+        Err(_) => Err(Stalled::Timeout),
     }
 }
 
