@@ -247,7 +247,7 @@ fn a_451_is_retried_and_then_delivered() {
         fail_times: 1,
         ..Options::default()
     });
-    let (run, dir, config) = send_via(&server, "", "max_attempts = 3", "retry-1");
+    let (run, _dir, _config) = send_via(&server, "", "max_attempts = 3", "retry-1");
     run.assert_code(0);
     assert!(run.stdout.contains("delivered after 2 attempts"), "{run}");
     assert_eq!(server.attempts(), ["DATA 451", "DATA 250"]);
@@ -286,7 +286,7 @@ fn a_550_is_not_retried_and_fails_the_run() {
         fail: Some("550 5.1.1 No such user"),
         ..Options::default()
     });
-    let (run, dir, config) = send_via(&server, "", "max_attempts = 5", "perm-1");
+    let (run, _dir, _config) = send_via(&server, "", "max_attempts = 5", "perm-1");
     run.assert_code(1);
     assert!(run.stdout.contains("FAILED"), "{run}");
     assert!(run.stdout.contains("permanent client"), "{run}");
