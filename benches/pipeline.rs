@@ -9,7 +9,6 @@
 //! hits both alike; the report gives the median of the per-round ratios.
 
 use std::hint::black_box;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,12 +64,7 @@ fn main() {
     let root = env!("CARGO_MANIFEST_DIR");
     let bytes = std::fs::read(format!("{root}/examples/jobs/firing.json")).expect("example job");
     let png = Arc::new(std::fs::read(format!("{root}/tests/data/chart.png")).expect("fixture png"));
-    let config = Config::parse(
-        fanout::config::EMBEDDED_DEFAULT,
-        "embedded",
-        Rc::new(|_| None),
-    )
-    .expect("embedded default");
+    let config = Config::embedded("https://localhost:1", "demo-token").expect("embedded default");
     let Ok(Inbound::Job(job)) = decode(&bytes) else {
         panic!("example job decodes")
     };

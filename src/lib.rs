@@ -14,7 +14,8 @@
 //! | decode   | [`job::decode`]        | bytes → [`job::Job`] or [`job::Signal`]        |
 //! | validate | [`job::validate`]      | limits, destinations exist, overrides fit      |
 //! | plan     | [`plan`]               | one [`plan::Planned`] delivery per target      |
-//! | render   | [`render`]             | charts, once per job                           |
+//! | render   | [`render`]             | charts, once per job, in a warm Chromium       |
+//! | store    | [`storage`]            | PNGs behind signed or presigned URLs           |
 //! | deliver  | [`deliver`], [`channels`] | one send per target, classified errors      |
 //! | record   | (with the worker)      | the notification log                           |
 //!
@@ -26,6 +27,8 @@ pub mod channels;
 pub mod check;
 pub mod config;
 pub mod deliver;
+pub mod demo;
+pub mod http;
 pub mod job;
 pub mod logging;
 pub mod outbox;
@@ -34,4 +37,5 @@ pub mod render;
 pub mod secret;
 pub mod send;
 pub mod span;
+pub mod storage;
 pub mod template;

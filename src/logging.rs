@@ -18,7 +18,8 @@ pub enum LogFormat {
 /// Install the global subscriber. `RUST_LOG` (e.g. `fanout=debug`) wins
 /// over the default level `info`.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,headless_chrome=warn,tungstenite=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

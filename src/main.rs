@@ -11,8 +11,12 @@ use clap::{Args, Parser, Subcommand};
 use fanout::check::{CheckRow, Table};
 use fanout::config::{Config, LoadError, StorageKind};
 use fanout::deliver::destinations::Destinations;
+use fanout::http::HttpState;
 use fanout::logging::{self, LogFormat};
 use fanout::outbox::Outbox;
+use fanout::render::{ChartRenderer, Charts};
+use fanout::storage::internal::InternalStore;
+use fanout::storage::Storage;
 
 /// Exit statuses: the contract scripts and CI rely on.
 const DELIVERED: u8 = 0;
@@ -76,6 +80,40 @@ enum Command {
     },
     /// Print the JSON Schema of the job contract.
     Schema,
+    /// Render one chart through the same pool, to check a setup by hand.
+    Render {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A Grafana panel, as DASHBOARD_UID:PANEL_ID.
+        #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+        grafana: Option<String>,
+        /// Any page on an allowed origin.
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        org: Option<u64>,
+        #[arg(long, default_value = "now-1h")]
+        from: String,
+        #[arg(long, default_value = "now")]
+        to: String,
+        /// Dashboard variable, as NAME=VALUE (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        #[arg(long, default_value_t = 1000)]
+        width: u32,
+        #[arg(long, default_value_t = 500)]
+        height: u32,
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Where to write the PNG.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Run the HTTP server alone (images, /healthz).
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,6 +142,33 @@ async fn run(command: Command) -> u8 {
             offline,
             outbox,
         } => check(config.config.as_deref(), offline, outbox).await,
+        Command::Render {
+            config,
+            grafana,
+            url,
+            org,
+            from,
+            to,
+            vars,
+            width,
+            height,
+            scale,
+            output,
+        } => {
+            let chart = ChartArgs {
+                grafana,
+                url,
+                org,
+                from,
+                to,
+                vars,
+                width,
+                height,
+                scale,
+            };
+            render(config.config.as_deref(), chart, &output).await
+        }
+        Command::Serve { config } => serve(config.config.as_deref()).await,
         Command::Schema => match serde_json::to_string_pretty(&fanout::job::schema()) {
             Ok(text) => {
                 println!("{text}");
@@ -117,10 +182,31 @@ async fn run(command: Command) -> u8 {
     }
 }
 
-/// Load the config, or print every problem and say why not.
-fn load_config(path: Option<&Path>) -> Option<Config> {
-    match Config::load(path) {
-        Ok(config) => Some(config),
+/// Load the config, or print every problem and say why not. Without a
+/// path, the embedded default is used and its demo panel server started
+/// (kept alive by the returned guard).
+async fn load_config(path: Option<&Path>) -> Option<(Config, Option<fanout::demo::DemoGrafana>)> {
+    let demo = match path {
+        Some(_) => None,
+        None => match fanout::demo::start().await {
+            Ok(demo) => Some(demo),
+            Err(e) => {
+                eprintln!("fanout: cannot start the demo panel server: {e}");
+                return None;
+            }
+        },
+    };
+    let extra: Vec<(&str, String)> = demo
+        .iter()
+        .flat_map(|d| {
+            [
+                ("FANOUT_DEMO_GRAFANA_URL", d.url.clone()),
+                ("FANOUT_DEMO_GRAFANA_TOKEN", d.token.clone()),
+            ]
+        })
+        .collect();
+    match Config::load_with(path, &extra) {
+        Ok(config) => Some((config, demo)),
         Err(LoadError::Invalid { path, errors }) => {
             eprint!("fanout: config {path}: {errors}");
             None
@@ -133,7 +219,7 @@ fn load_config(path: Option<&Path>) -> Option<Config> {
 }
 
 async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) -> u8 {
-    let Some(config) = load_config(config_path) else {
+    let Some((config, _demo)) = load_config(config_path).await else {
         return BAD_INPUT;
     };
     // The embedded default has no real servers: it always writes the outbox.
@@ -152,7 +238,14 @@ async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) ->
             return BAD_INPUT;
         }
     };
-    match fanout::send::send(&config, &destinations, &bytes).await {
+    let charts = match Charts::from_config(&config).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fanout: config {}: storage: {e}", config.source);
+            return BAD_INPUT;
+        }
+    };
+    match fanout::send::send(&config, &destinations, &charts, &bytes).await {
         Err(refused) => {
             eprintln!("fanout: {refused}");
             BAD_INPUT
@@ -167,6 +260,196 @@ async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) ->
                 SOME_FAILED
             }
         }
+    }
+}
+
+/// Chromium starts, Grafana takes the token, the store round-trips.
+async fn check_charts(config: &Config) -> Vec<CheckRow> {
+    let mut rows = Vec::new();
+    let chrome = config.render.chrome.display().to_string();
+    match ChartRenderer::new(&config.render) {
+        Ok(renderer) => {
+            let started = std::time::Instant::now();
+            rows.push(match renderer.warm_up().await {
+                Ok(()) => CheckRow::ok(
+                    "chromium",
+                    chrome,
+                    format!("started in {} ms", started.elapsed().as_millis()),
+                ),
+                Err(e) => CheckRow::fail(
+                    "chromium",
+                    chrome,
+                    e.to_string(),
+                    "install Debian's chromium (apt-get install chromium) or set [render] chrome",
+                ),
+            });
+        }
+        Err(e) => rows.push(CheckRow::fail(
+            "chromium",
+            chrome,
+            e.to_string(),
+            "see the error",
+        )),
+    }
+    rows.extend(fanout::render::grafana::check(&config.render).await);
+    match Storage::from_config(config).await {
+        Ok(Some(storage)) => rows.push(storage.check().await),
+        Ok(None) => {}
+        Err(e) => rows.push(CheckRow::fail(
+            "storage",
+            config.source.clone(),
+            e.message,
+            "fix [storage]",
+        )),
+    }
+    rows
+}
+
+/// One chart from the command line.
+struct ChartArgs {
+    grafana: Option<String>,
+    url: Option<String>,
+    org: Option<u64>,
+    from: String,
+    to: String,
+    vars: Vec<String>,
+    width: u32,
+    height: u32,
+    scale: f64,
+}
+
+impl ChartArgs {
+    /// The same JSON a job would carry, so the same validation applies.
+    fn to_chart_json(&self) -> anyhow::Result<serde_json::Value> {
+        let mut chart =
+            serde_json::json!({"width": self.width, "height": self.height, "scale": self.scale});
+        if let Some(url) = &self.url {
+            chart["url"] = url.clone().into();
+        } else if let Some(panel) = &self.grafana {
+            let (uid, id) = panel
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--grafana takes DASHBOARD_UID:PANEL_ID"))?;
+            let id: u64 = id.parse().context("--grafana: the panel id is a number")?;
+            let mut vars = serde_json::Map::new();
+            for v in &self.vars {
+                let (k, val) = v
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--var takes NAME=VALUE"))?;
+                vars.insert(k.to_string(), val.into());
+            }
+            let mut g = serde_json::json!({"dashboard_uid": uid, "panel_id": id, "from": self.from, "to": self.to, "vars": vars});
+            if let Some(org) = self.org {
+                g["org_id"] = org.into();
+            }
+            chart["grafana"] = g;
+        }
+        Ok(chart)
+    }
+}
+
+async fn render(config_path: Option<&Path>, args: ChartArgs, output: &Path) -> u8 {
+    let Some((config, _demo)) = load_config(config_path).await else {
+        return BAD_INPUT;
+    };
+    let chart: fanout::job::Chart = match args
+        .to_chart_json()
+        .and_then(|v| Ok(serde_json::from_value(v)?))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fanout: {e:#}");
+            return BAD_INPUT;
+        }
+    };
+    let target = match fanout::render::render_target(&chart, config.render.grafana.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            return BAD_INPUT;
+        }
+    };
+    let renderer = match ChartRenderer::new(&config.render) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            return SOME_FAILED;
+        }
+    };
+    let started = std::time::Instant::now();
+    match renderer.render(&target).await {
+        Ok(png) => match fanout::outbox::write_whole(output, &png) {
+            Ok(()) => {
+                println!(
+                    "{} ({} bytes, {} ms)",
+                    output.display(),
+                    png.len(),
+                    started.elapsed().as_millis()
+                );
+                DELIVERED
+            }
+            Err(e) => {
+                eprintln!("fanout: cannot write {}: {e}", output.display());
+                SOME_FAILED
+            }
+        },
+        Err(e) => {
+            eprintln!("fanout: render failed: {e}");
+            SOME_FAILED
+        }
+    }
+}
+
+async fn serve(config_path: Option<&Path>) -> u8 {
+    let Some((config, _demo)) = load_config(config_path).await else {
+        return BAD_INPUT;
+    };
+    let images = match &config.storage {
+        Some(s) if matches!(s.kind, StorageKind::Internal) => match InternalStore::new(&config) {
+            Ok(store) => Some(std::sync::Arc::new(store)),
+            Err(e) => {
+                eprintln!("fanout: {e}");
+                return BAD_INPUT;
+            }
+        },
+        _ => None,
+    };
+    let listener = match tokio::net::TcpListener::bind(config.http.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("fanout: cannot listen on {}: {e}", config.http.listen);
+            return SOME_FAILED;
+        }
+    };
+    match fanout::http::serve(listener, HttpState { images }, shutdown_signal()).await {
+        Ok(()) => DELIVERED,
+        Err(e) => {
+            eprintln!("fanout: HTTP server: {e}");
+            SOME_FAILED
+        }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
 
@@ -187,7 +470,7 @@ fn read_job(job: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 async fn check(config_path: Option<&Path>, offline: bool, outbox: Option<PathBuf>) -> u8 {
-    let Some(config) = load_config(config_path) else {
+    let Some((config, _demo)) = load_config(config_path).await else {
         return BAD_INPUT;
     };
     let mut rows = vec![CheckRow::ok(
@@ -196,20 +479,7 @@ async fn check(config_path: Option<&Path>, offline: bool, outbox: Option<PathBuf
         format!("{} destinations", config.destinations.len()),
     )];
     if !offline {
-        if let Some(storage) = &config.storage {
-            if matches!(storage.kind, StorageKind::Internal) {
-                let dir = storage.dir.display().to_string();
-                rows.push(match fanout::check::probe_dir(&storage.dir) {
-                    Ok(()) => CheckRow::ok("storage internal", dir, "writable"),
-                    Err(e) => CheckRow::fail(
-                        "storage internal",
-                        dir,
-                        e.to_string(),
-                        "create [storage] dir and let fanout's user write it",
-                    ),
-                });
-            }
-        }
+        rows.extend(check_charts(&config).await);
         match Destinations::build(&config, outbox.map(Outbox::new)) {
             Ok(destinations) => rows.extend(destinations.check().await),
             Err(e) => rows.push(CheckRow::fail(

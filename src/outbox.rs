@@ -1,5 +1,6 @@
 //! The outbox: instead of sending, each channel writes exactly what it
-//! would send, as `DIR/<job id>/<n>-<destination>.<ext>`.
+//! would send, as `DIR/<job id>/<n>-<destination>.<ext>`, charts beside it
+//! as `<n>-<destination>-chart<i>.png`.
 //!
 //! Used by `fanout send --outbox` and by the embedded default, so a
 //! newcomer (or a template author) sees the real message with no server.
@@ -24,22 +25,33 @@ impl Outbox {
         &self.dir
     }
 
-    /// Where `delivery`'s file with extension `ext` goes. Job ids and
+    /// Where `delivery`'s file ending in `suffix` (`.eml`, `-chart0.png`) goes. Job ids and
     /// destination names are restricted to path-safe characters at
     /// validation, so neither can climb out of the outbox.
-    pub fn path(&self, delivery: &Delivery, ext: &str) -> PathBuf {
+    pub fn path(&self, delivery: &Delivery, suffix: &str) -> PathBuf {
         self.dir.join(&delivery.job.id).join(format!(
-            "{}-{}.{ext}",
+            "{}-{}{suffix}",
             delivery.seq,
             delivery.destination()
         ))
     }
 
     /// Write one file of `delivery`, whole, and return its path.
-    pub fn write(&self, delivery: &Delivery, ext: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-        let path = self.path(delivery, ext);
+    pub fn write(&self, delivery: &Delivery, suffix: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+        let path = self.path(delivery, suffix);
         write_whole(&path, bytes)?;
         Ok(path)
+    }
+
+    /// Write the delivery's chart PNGs beside its message, as
+    /// `<n>-<destination>-chart<i>.png`.
+    pub fn write_charts(&self, delivery: &Delivery) -> io::Result<()> {
+        for (i, chart) in delivery.charts.iter().enumerate() {
+            if let Some(png) = &chart.png {
+                self.write(delivery, &format!("-chart{i}.png"), png)?;
+            }
+        }
+        Ok(())
     }
 
     /// Check the outbox can be written (for `fanout check`).

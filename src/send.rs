@@ -1,5 +1,5 @@
 //! `fanout send`: one job through the whole flow in this process, with no
-//! broker: decode → validate → plan → charts → deliver (each target on its
+//! broker: decode → validate → plan → render charts once → deliver (each target on its
 //! own, concurrently) → outcomes.
 
 use std::sync::Arc;
@@ -9,7 +9,8 @@ use crate::deliver::destinations::Destinations;
 use crate::deliver::{Delivery, Outcome};
 use crate::job::decode::decode_job;
 use crate::job::{validate, DecodeError, JobErrors};
-use crate::{plan, render};
+use crate::plan;
+use crate::render::Charts;
 
 /// Why a job was refused before any delivery (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,7 @@ pub enum Refused {
 pub async fn send(
     config: &Config,
     destinations: &Destinations,
+    charts: &Charts,
     bytes: &[u8],
 ) -> Result<Vec<Outcome>, Refused> {
     let job = decode_job(bytes)?;
@@ -37,7 +39,7 @@ pub async fn send(
             step
         );
     }
-    let charts = Arc::new(render::without_images(&job, config));
+    let charts = Arc::new(charts.for_job(&job).await);
     let job = Arc::new(job);
     let deliveries = planned.into_iter().map(|p| Delivery {
         job: job.clone(),

@@ -64,7 +64,7 @@ pub struct StoreConfig {
 #[derive(Clone, Debug)]
 pub enum StorageKind {
     Internal,
-    S3(S3Config),
+    S3(Box<S3Config>),
 }
 
 #[derive(Clone, Debug)]
@@ -79,6 +79,8 @@ pub struct StorageConfig {
 #[derive(Clone, Debug)]
 pub struct S3Config {
     pub bucket: String,
+    /// Prepended to every object key, e.g. `charts/`.
+    pub prefix: String,
     pub region: String,
     pub endpoint: Option<Url>,
     pub path_style: bool,
@@ -89,6 +91,9 @@ pub struct S3Config {
 #[derive(Clone, Debug)]
 pub struct RenderConfig {
     pub chrome: PathBuf,
+    /// Chromium's sandbox; off by default because containers rarely allow
+    /// the user namespaces it needs (fanout loads allowed origins only).
+    pub sandbox: bool,
     pub tabs: u32,
     pub timeout: Duration,
     pub ignore_https_errors: bool,
@@ -142,7 +147,23 @@ pub enum LoadError {
 impl Config {
     /// Load `path`, or the embedded default when `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, LoadError> {
-        let env: reader::EnvLookup = Rc::new(|name| std::env::var(name).ok());
+        Self::load_with(path, &[])
+    }
+
+    /// Like [`Config::load`], with `extra` variables visible to `${NAME}`
+    /// before the process environment (the embedded default's demo panel).
+    pub fn load_with(path: Option<&Path>, extra: &[(&str, String)]) -> Result<Config, LoadError> {
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        let env: reader::EnvLookup = Rc::new(move |name| {
+            extra
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(name).ok())
+        });
         match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
@@ -153,6 +174,17 @@ impl Config {
             }
             None => Self::parse(EMBEDDED_DEFAULT, "embedded default", env),
         }
+    }
+
+    /// The embedded default, with its demo panel server at `grafana_url`.
+    pub fn embedded(grafana_url: &str, token: &str) -> Result<Config, LoadError> {
+        let (url, token) = (grafana_url.to_string(), token.to_string());
+        let env: reader::EnvLookup = Rc::new(move |name| match name {
+            "FANOUT_DEMO_GRAFANA_URL" => Some(url.clone()),
+            "FANOUT_DEMO_GRAFANA_TOKEN" => Some(token.clone()),
+            _ => None,
+        });
+        Self::parse(EMBEDDED_DEFAULT, "embedded default", env)
     }
 
     /// Parse and validate `text`; `env` resolves `${NAME}`.
@@ -313,7 +345,7 @@ fn read_storage(s: &Section, public_url_missing: bool) -> Option<StorageConfig> 
             Some(StorageKind::Internal)
         }
         Some("s3") => match &s3 {
-            Some(s3) => read_s3(s3).map(StorageKind::S3),
+            Some(s3) => read_s3(s3).map(|c| StorageKind::S3(Box::new(c))),
             None => {
                 s.error(
                     "s3",
@@ -348,6 +380,7 @@ fn read_storage(s: &Section, public_url_missing: bool) -> Option<StorageConfig> 
 
 fn read_s3(s: &Section) -> Option<S3Config> {
     let bucket = s.required_string("bucket", "the bucket chart PNGs are put in");
+    let prefix = s.string("prefix").unwrap_or_default();
     let region = s.string("region").unwrap_or_else(|| "us-east-1".into());
     let endpoint = s.url("endpoint", &["http", "https"]);
     let path_style = s.bool("path_style").unwrap_or(false);
@@ -368,6 +401,7 @@ fn read_s3(s: &Section) -> Option<S3Config> {
     }
     Some(S3Config {
         bucket: bucket?,
+        prefix,
         region,
         endpoint,
         path_style,
@@ -379,6 +413,7 @@ fn read_s3(s: &Section) -> Option<S3Config> {
 fn read_render(section: Option<Section>) -> Option<RenderConfig> {
     let default = RenderConfig {
         chrome: PathBuf::from("/usr/bin/chromium"),
+        sandbox: false,
         tabs: 2,
         timeout: Duration::from_secs(30),
         ignore_https_errors: false,
@@ -389,6 +424,7 @@ fn read_render(section: Option<Section>) -> Option<RenderConfig> {
         return Some(default);
     };
     let chrome = s.string("chrome").map_or(default.chrome, PathBuf::from);
+    let sandbox = s.bool("sandbox").unwrap_or(default.sandbox);
     let tabs = s.integer("tabs", 1, 32).map_or(default.tabs, |n| n as u32);
     let timeout = s.span("timeout").map_or(default.timeout, |t| t.0);
     let ignore_https_errors = s.bool("ignore_https_errors").unwrap_or(false);
@@ -437,6 +473,7 @@ fn read_render(section: Option<Section>) -> Option<RenderConfig> {
     s.finish();
     Some(RenderConfig {
         chrome,
+        sandbox,
         tabs,
         timeout,
         ignore_https_errors,

@@ -50,6 +50,9 @@ pub fn short_hash(text: &str) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct ChartImage {
     pub title: String,
+    /// The requested size in CSS pixels (the PNG is `scale` times larger).
+    pub width: u32,
+    pub height: u32,
     pub png: Option<Arc<Vec<u8>>>,
     /// A signed URL to the stored PNG, where storage is configured.
     pub url: Option<String>,

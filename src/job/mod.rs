@@ -132,6 +132,9 @@ pub struct Chart {
     pub width: u32,
     #[serde(default = "Chart::default_height")]
     pub height: u32,
+    /// Device scale factor: 2 renders a sharper image of twice the pixels.
+    #[serde(default = "Chart::default_scale")]
+    pub scale: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
 }
@@ -139,6 +142,11 @@ pub struct Chart {
 impl Chart {
     pub const MIN_SIDE: u32 = 100;
     pub const MAX_SIDE: u32 = 4000;
+    pub const MAX_SCALE: f64 = 3.0;
+
+    fn default_scale() -> f64 {
+        1.0
+    }
 
     fn default_width() -> u32 {
         1000

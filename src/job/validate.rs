@@ -235,6 +235,12 @@ fn check_chart(chart: &Chart, path: &str, err: &mut impl FnMut(String, String)) 
             }
         }
     }
+    if !(chart.scale >= 1.0 && chart.scale <= Chart::MAX_SCALE) {
+        err(
+            format!("{path}.scale"),
+            format!("{} is outside 1..={}", chart.scale, Chart::MAX_SCALE),
+        );
+    }
     for (field, value) in [("width", chart.width), ("height", chart.height)] {
         if !(Chart::MIN_SIDE..=Chart::MAX_SIDE).contains(&value) {
             err(

@@ -22,8 +22,10 @@ pub struct Context<'a> {
 pub struct ChartContext {
     pub index: usize,
     pub title: String,
-    /// For email: `<img src="cid:{{ chart.cid }}">` shows the inline PNG.
-    pub cid: String,
+    pub width: u32,
+    pub height: u32,
+    /// For email: `<img src="cid:{{ chart.content_id }}">` shows the inline PNG.
+    pub content_id: String,
     pub has_image: bool,
     /// Signed URL to the stored PNG, when storage is configured.
     pub url: Option<String>,
@@ -60,7 +62,9 @@ impl<'a> Context<'a> {
                 .map(|(index, chart)| ChartContext {
                     index,
                     title: chart.title.clone(),
-                    cid: delivery.content_id(index),
+                    width: chart.width,
+                    height: chart.height,
+                    content_id: delivery.content_id(index),
                     has_image: chart.png.is_some(),
                     url: chart.url.clone(),
                     link: chart.link.clone(),

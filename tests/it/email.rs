@@ -374,3 +374,42 @@ async fn a_server_that_stalls_is_a_retryable_timeout_not_a_hang() {
     assert!(error.message.contains("no answer within 1s"), "{error}");
     holder.abort();
 }
+
+#[test]
+fn a_rendered_chart_arrives_inline_over_real_smtp() {
+    use crate::support::grafana::{FakeGrafana, Options as GrafanaOptions};
+    let grafana = FakeGrafana::start(GrafanaOptions::default());
+    let server = SmtpServer::start(Options::default());
+    let extra = format!(
+        "\n[render]\nignore_https_errors = true\n\n[render.grafana]\nurl = \"{}\"\ntoken = \"{}\"\n",
+        grafana.url, grafana.token
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "fanout.toml",
+        &format!("{}{extra}", config_text(&server, "", "")),
+    );
+    let job = job_json("chart-1", "firing").replace(
+        "\"targets\"",
+        r#""charts":[{"grafana":{"dashboard_uid":"abc","panel_id":7},"width":600,"height":300,"title":"p99"}],"targets""#,
+    );
+    let job = write_file(dir.path(), "job.json", &job);
+    fanout_in(dir.path(), &["send", &job, "--config", &config], None, &[]).assert_code(0);
+    let received = server.wait_for_messages(1);
+    let msg = MessageParser::default().parse(&received[0].raw).unwrap();
+    let html = msg.body_html(0).unwrap();
+    let cid = html
+        .split("cid:")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("cid in HTML");
+    let image = msg
+        .parts
+        .iter()
+        .find(|p| p.content_id() == Some(cid))
+        .expect("inline image");
+    let (w, h, n) = crate::render::count_colour(image.contents(), [0xff, 0x57, 0x22]);
+    assert_eq!((w, h), (600, 300));
+    assert!(n > 2_000, "the panel's data is drawn ({n} pixels)");
+}

@@ -2,8 +2,6 @@
 //! valid against the embedded default and sends; the schema file is what
 //! `fanout schema` prints.
 
-use std::rc::Rc;
-
 use crate::support::{fanout, fanout_in, files_with_ext, repo};
 use fanout::config::Config;
 
@@ -13,12 +11,8 @@ fn example_jobs() -> Vec<std::path::PathBuf> {
 
 #[test]
 fn every_example_job_is_valid() {
-    let config = Config::parse(
-        fanout::config::EMBEDDED_DEFAULT,
-        "embedded",
-        Rc::new(|_| None),
-    )
-    .expect("the embedded default is valid");
+    let config = Config::embedded("https://localhost:1", "demo-token")
+        .expect("the embedded default is valid");
     let jobs = example_jobs();
     assert!(jobs.len() >= 3, "examples went missing: {jobs:?}");
     for path in jobs {

@@ -77,15 +77,13 @@ fn a_missing_job_file_is_a_clear_error() {
 }
 
 mod fuzz {
-    use std::rc::Rc;
-
     use proptest::prelude::*;
 
-    use fanout::config::{Config, EMBEDDED_DEFAULT};
+    use fanout::config::Config;
     use fanout::job::{decode, validate, Inbound};
 
     fn config() -> Config {
-        Config::parse(EMBEDDED_DEFAULT, "embedded", Rc::new(|_| None)).expect("embedded default")
+        Config::embedded("https://localhost:1", "demo-token").expect("embedded default")
     }
 
     fn check(bytes: &[u8], config: &Config) {

@@ -83,8 +83,11 @@ impl Sender for EmailSender {
         let (message, _) = self.compose(delivery)?;
         match &self.transport {
             Transport::Outbox(outbox) => {
+                outbox.write_charts(delivery).map_err(|e| {
+                    SendError::permanent(Reason::Other, format!("cannot write the outbox: {e}"))
+                })?;
                 let path = outbox
-                    .write(delivery, "eml", &message.formatted())
+                    .write(delivery, ".eml", &message.formatted())
                     .map_err(|e| {
                         SendError::permanent(Reason::Other, format!("cannot write the outbox: {e}"))
                     })?;

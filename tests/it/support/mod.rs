@@ -1,6 +1,8 @@
 //! Shared test harness: run the real `fanout` binary with bounded waits,
 //! and start real servers (see `smtp.rs`).
 
+pub mod grafana;
+pub mod s3;
 pub mod smtp;
 
 use std::io::{Read, Write};
@@ -149,4 +151,62 @@ pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// A child process that prints `READY <port>` once it listens, and exits
+/// when its stdin closes (so it dies with the test).
+pub struct ReadyChild {
+    pub child: std::process::Child,
+    _stdin: std::process::ChildStdin,
+    pub port: u16,
+}
+
+impl ReadyChild {
+    /// Spawn `cmd` and wait (at most 20 s) for its READY line; `hint` says
+    /// how to install what it needs.
+    pub fn spawn(mut cmd: Command, what: &str, hint: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = match cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => panic!("cannot start {what} ({e}); {hint}"),
+        };
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        let Some(port) = line
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+        else {
+            let _ = child.kill();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("{what} did not start: {err}\n{hint}");
+        };
+        Self {
+            child,
+            _stdin: stdin,
+            port,
+        }
+    }
+}
+
+impl Drop for ReadyChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

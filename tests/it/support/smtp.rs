@@ -1,13 +1,11 @@
 //! A real SMTP server (aiosmtpd, `tests/support/smtp_server.py`) on a free
 //! loopback port, in a child process that dies with the test.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-use super::{repo, wait_for};
+use super::{repo, wait_for, ReadyChild};
 
 const INSTALL_HINT: &str = "the SMTP test server needs Python 3 and aiosmtpd: \
     `pip install -r tests/requirements.txt` (or run `.ci/test`, which installs it)";
@@ -47,8 +45,7 @@ pub struct Received {
 }
 
 pub struct SmtpServer {
-    child: Child,
-    _stdin: ChildStdin,
+    _child: ReadyChild,
     pub port: u16,
     spool: tempfile::TempDir,
     /// PEM of the server's self-signed certificate (TLS modes), for `tls_ca_file`.
@@ -94,40 +91,10 @@ impl SmtpServer {
                 .arg("--fail-times")
                 .arg(options.fail_times.to_string());
         }
-        let mut child = match cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => panic!("cannot start python3 ({e}); {INSTALL_HINT}"),
-        };
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-        let Some(port) = line
-            .trim()
-            .strip_prefix("READY ")
-            .and_then(|p| p.parse().ok())
-        else {
-            let _ = child.kill();
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("the SMTP test server did not start: {err}\n{INSTALL_HINT}");
-        };
+        let child = ReadyChild::spawn(cmd, "the SMTP test server", INSTALL_HINT);
         Self {
-            child,
-            _stdin: stdin,
-            port,
+            port: child.port,
+            _child: child,
             spool,
             ca_file,
         }
@@ -173,12 +140,5 @@ impl SmtpServer {
             .lines()
             .map(str::to_string)
             .collect()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,569 @@
+//! The warm Chromium: launched once, a pool of tabs, replaced when it dies.
+//!
+//! Launching Chromium costs about a second; a warm tab renders in a
+//! fraction of that. Each render takes a tab (bounded by `[render] tabs`),
+//! sets the viewport through the DevTools device-metrics override (window
+//! size flags give the wrong viewport in new headless mode), navigates,
+//! waits for the page's own ready signal, screenshots, and hands the tab
+//! back. A tab that failed is closed; a browser that stopped answering is
+//! killed and relaunched on the next render.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use headless_chrome::browser::tab::{RequestInterceptor, RequestPausedDecision};
+use headless_chrome::browser::transport::{SessionId, Transport};
+use headless_chrome::protocol::cdp::Emulation::SetDeviceMetricsOverride;
+use headless_chrome::protocol::cdp::Fetch::events::RequestPausedEvent;
+use headless_chrome::protocol::cdp::Fetch::{
+    ContinueRequest, FailRequest, FulfillRequest, HeaderEntry,
+};
+use headless_chrome::protocol::cdp::Network::ErrorReason;
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use super::origin::{OriginPolicy, Verdict};
+use super::target::RenderTarget;
+use crate::config::RenderConfig;
+
+/// Why a render failed. Messages name origins, never tokens or queries.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("chromium did not start: {0}")]
+    Launch(String),
+    #[error("{0} is not an allowed origin (add it to [render] allowed_origins)")]
+    Blocked(String),
+    #[error("the page answered HTTP {status}{hint}")]
+    Http { status: u16, hint: &'static str },
+    #[error("not ready within {0:?}")]
+    Timeout(Duration),
+    #[error("browser: {0}")]
+    Browser(String),
+}
+
+/// How Chromium is started.
+#[derive(Clone, Debug)]
+pub struct LaunchSettings {
+    pub chrome: PathBuf,
+    pub sandbox: bool,
+    /// Extra flags (tests map host names with `--host-resolver-rules`).
+    pub extra_args: Vec<String>,
+}
+
+/// Flags for a server that reaches nothing beyond loopback: no first-run
+/// work, no calls home, no updates, no sync.
+const FLAGS: &[&str] = &[
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-breakpad",
+    "--metrics-recording-only",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--disable-quic",
+    "--font-render-hinting=none",
+];
+
+/// A pool of warm tabs in one Chromium, for every render of the process.
+pub struct ChartRenderer {
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+struct Shared {
+    launch: LaunchSettings,
+    policy: Arc<OriginPolicy>,
+    proxy: reqwest::blocking::Client,
+    timeout: Duration,
+    pool: Mutex<Pool>,
+}
+
+#[derive(Default)]
+struct Pool {
+    browser: Option<Browser>,
+    idle: Vec<Arc<Tab>>,
+    launches: u64,
+}
+
+impl ChartRenderer {
+    pub fn new(config: &RenderConfig) -> Result<Self, RenderError> {
+        let policy = OriginPolicy::new(
+            &config.allowed_origins,
+            config.grafana.as_ref().map(|g| &g.url),
+            config.grafana.as_ref().and_then(|g| g.token.clone()),
+            config.ignore_https_errors,
+        );
+        let launch = LaunchSettings {
+            chrome: config.chrome.clone(),
+            sandbox: config.sandbox,
+            extra_args: Vec::new(),
+        };
+        Self::with_settings(launch, policy, config.timeout, config.tabs as usize)
+    }
+
+    pub fn with_settings(
+        launch: LaunchSettings,
+        policy: OriginPolicy,
+        timeout: Duration,
+        tabs: usize,
+    ) -> Result<Self, RenderError> {
+        // The blocking client owns a runtime of its own; build it on a plain
+        // thread so it never starts inside tokio's.
+        let proxy = std::thread::spawn(move || {
+            reqwest::blocking::Client::builder()
+                // Only ever used for loopback origins (see OriginPolicy).
+                .danger_accept_invalid_certs(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(timeout)
+                .build()
+        })
+        .join()
+        .map_err(|_| RenderError::Launch("cannot build the loopback client".into()))?
+        .map_err(|e| RenderError::Launch(format!("cannot build the loopback client: {e}")))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                launch,
+                policy: Arc::new(policy),
+                proxy,
+                timeout,
+                pool: Mutex::new(Pool::default()),
+            }),
+            permits: Arc::new(Semaphore::new(tabs.max(1))),
+            timeout,
+        })
+    }
+
+    /// Start Chromium now rather than at the first alert.
+    pub async fn warm_up(&self) -> Result<(), RenderError> {
+        let shared = self.shared.clone();
+        run_blocking(move || shared.checkout().map(|tab| shared.checkin(tab))).await
+    }
+
+    /// Render `target` to PNG within the configured timeout.
+    pub async fn render(&self, target: &RenderTarget) -> Result<Vec<u8>, RenderError> {
+        let _permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RenderError::Browser("renderer closed".into()))?;
+        let shared = self.shared.clone();
+        let target = target.clone();
+        let deadline = Instant::now() + self.timeout;
+        let job = run_blocking(move || shared.render(&target, deadline));
+        // The page wait is bounded inside; this outer bound only fires when
+        // Chromium itself stops answering, so the browser is replaced.
+        match tokio::time::timeout(self.timeout + Duration::from_secs(5), job).await {
+            Ok(result) => result,
+            Err(_) => {
+                warn!(message = "Chromium stopped answering; replacing it.");
+                self.shared.kill_browser();
+                Err(RenderError::Timeout(self.timeout))
+            }
+        }
+    }
+
+    /// Chromium's process id, while one runs (for benchmarks and tests).
+    pub fn browser_pid(&self) -> Option<u32> {
+        self.shared
+            .lock()
+            .browser
+            .as_ref()
+            .and_then(Browser::get_process_id)
+    }
+
+    /// How many times Chromium was launched.
+    pub fn launches(&self) -> u64 {
+        self.shared.lock().launches
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
+) -> Result<T, RenderError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(RenderError::Browser(format!("render task failed: {e}"))))
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pool> {
+        // A panic elsewhere must not wedge rendering: take the state as is.
+        self.pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn render(&self, target: &RenderTarget, deadline: Instant) -> Result<Vec<u8>, RenderError> {
+        if let Verdict::Block = self.policy.judge(&target.url) {
+            return Err(RenderError::Blocked(origin_of(&target.url)));
+        }
+        let tab = self.checkout()?;
+        match render_on(&tab, &self.policy, target, deadline) {
+            Ok(png) => {
+                self.checkin(tab);
+                Ok(png)
+            }
+            Err(e) => {
+                self.discard(&tab);
+                Err(e)
+            }
+        }
+    }
+
+    /// An idle tab, or a new one; launches Chromium when none is alive.
+    fn checkout(&self) -> Result<Arc<Tab>, RenderError> {
+        let mut pool = self.lock();
+        let alive = pool
+            .browser
+            .as_ref()
+            .is_some_and(|b| b.get_version().is_ok());
+        if !alive {
+            if pool.browser.is_some() {
+                warn!(message = "Chromium is gone; launching a new one.");
+            }
+            pool.idle.clear();
+            pool.browser = None;
+            let started = Instant::now();
+            pool.browser = Some(launch(&self.launch)?);
+            pool.launches += 1;
+            info!(
+                message = "Chromium started.",
+                ms = started.elapsed().as_millis() as u64
+            );
+        }
+        if let Some(tab) = pool.idle.pop() {
+            return Ok(tab);
+        }
+        let browser = pool
+            .browser
+            .as_ref()
+            .ok_or_else(|| RenderError::Launch("no browser".into()))?;
+        let tab = browser.new_tab().map_err(browser_error)?;
+        drop(pool);
+        self.prepare(&tab)?;
+        Ok(tab)
+    }
+
+    /// Every request of the tab goes through the origin policy.
+    fn prepare(&self, tab: &Arc<Tab>) -> Result<(), RenderError> {
+        tab.set_default_timeout(self.timeout);
+        let interceptor: Arc<dyn RequestInterceptor + Send + Sync> = Arc::new(Gate {
+            policy: self.policy.clone(),
+            proxy: self.proxy.clone(),
+        });
+        tab.enable_request_interception(interceptor)
+            .map_err(browser_error)?;
+        tab.enable_fetch(None, None).map_err(browser_error)?;
+        Ok(())
+    }
+
+    fn checkin(&self, tab: Arc<Tab>) {
+        // A blank page stops the last one's timers and frees its memory.
+        if tab.navigate_to("about:blank").is_ok() {
+            self.lock().idle.push(tab);
+        } else {
+            self.discard(&tab);
+        }
+    }
+
+    fn discard(&self, tab: &Arc<Tab>) {
+        let _ = tab.close(false);
+        let mut pool = self.lock();
+        if pool
+            .browser
+            .as_ref()
+            .is_some_and(|b| b.get_version().is_err())
+        {
+            pool.browser = None;
+            pool.idle.clear();
+        }
+    }
+
+    fn kill_browser(&self) {
+        let mut pool = self.lock();
+        pool.idle.clear();
+        // Dropping the last handle kills the process.
+        pool.browser = None;
+    }
+}
+
+fn launch(settings: &LaunchSettings) -> Result<Browser, RenderError> {
+    if !settings.chrome.exists() {
+        return Err(RenderError::Launch(format!(
+            "{} not found (install Debian's chromium, or set [render] chrome)",
+            settings.chrome.display()
+        )));
+    }
+    let mut args: Vec<&OsStr> = FLAGS.iter().map(OsStr::new).collect();
+    args.extend(settings.extra_args.iter().map(OsStr::new));
+    let options = LaunchOptions::default_builder()
+        .path(Some(settings.chrome.clone()))
+        .headless(true)
+        .sandbox(settings.sandbox)
+        // headless_chrome turns certificate checks off by default; fanout
+        // never does (loopback exceptions are handled per request).
+        .ignore_certificate_errors(false)
+        .args(args)
+        .idle_browser_timeout(Duration::from_secs(365 * 86_400))
+        .build()
+        .map_err(|e| RenderError::Launch(e.to_string()))?;
+    Browser::new(options).map_err(|e| RenderError::Launch(e.to_string()))
+}
+
+fn browser_error(e: impl std::fmt::Display) -> RenderError {
+    RenderError::Browser(e.to_string())
+}
+
+fn origin_of(url: &str) -> String {
+    url::Url::parse(url).map_or_else(
+        |_| "(unparsable URL)".into(),
+        |u| u.origin().ascii_serialization(),
+    )
+}
+
+/// The page's own signal that it has drawn its data — the one Grafana's
+/// image renderer waits for: with scenes (Grafana 10+)
+/// `window.__grafanaRunningQueryCount === 0`, else `window.panelsRendered`
+/// reaching the number of solo panels. Other pages are ready once loaded.
+/// Two animation frames after the signal make sure the pixels are painted.
+const READY_JS: &str = r#"
+new Promise((resolve) => {
+  const strict = STRICT;
+  const deadline = Date.now() + BUDGET;
+  const ready = () => {
+    if (window.__grafanaSceneContext) return window.__grafanaRunningQueryCount === 0;
+    const panels = document.querySelectorAll('.panel-solo').length
+      || document.querySelectorAll("[class$='panel-container']").length;
+    if (panels === 0) return !strict && document.readyState === 'complete';
+    return window.panelsRendered >= panels;
+  };
+  const tick = () => {
+    if (ready()) {
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve('ready')));
+    } else if (Date.now() > deadline) {
+      resolve('timeout');
+    } else {
+      setTimeout(tick, 25);
+    }
+  };
+  tick();
+})
+"#;
+
+fn render_on(
+    tab: &Arc<Tab>,
+    policy: &OriginPolicy,
+    target: &RenderTarget,
+    deadline: Instant,
+) -> Result<Vec<u8>, RenderError> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    tab.call_method(SetDeviceMetricsOverride {
+        width: target.width,
+        height: target.height,
+        device_scale_factor: target.scale,
+        mobile: false,
+        scale: None,
+        screen_width: None,
+        screen_height: None,
+        position_x: None,
+        position_y: None,
+        dont_set_visible_size: None,
+        screen_orientation: None,
+        viewport: None,
+        display_feature: None,
+        device_posture: None,
+    })
+    .map_err(browser_error)?;
+    tab.navigate_to(&target.url).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("BLOCKED_BY_CLIENT") {
+            RenderError::Blocked(origin_of(&target.url))
+        } else {
+            browser_error(text)
+        }
+    })?;
+    tab.wait_until_navigated()
+        .map_err(|_| RenderError::Timeout(timeout))?;
+
+    // Where did we land, and with what status? A redirect to a blocked
+    // origin ends on Chrome's error page; a 401 would screenshot JSON.
+    let landed = tab
+        .evaluate(
+            "JSON.stringify([location.href, (performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0])",
+            false,
+        )
+        .map_err(browser_error)?;
+    let (href, status): (String, u16) = landed
+        .value
+        .as_ref()
+        .and_then(|v| v.as_str())
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    if !policy.allows(&href) {
+        return Err(RenderError::Blocked(if href.starts_with("chrome-error:") {
+            "a redirect or request".into()
+        } else {
+            origin_of(&href)
+        }));
+    }
+    if status >= 400 {
+        return Err(RenderError::Http {
+            status,
+            hint: match status {
+                401 => " (check [render.grafana] token)",
+                403 => " (check the org id and the token's permissions)",
+                404 => " (check the dashboard uid and panel id)",
+                _ => "",
+            },
+        });
+    }
+
+    let budget = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis();
+    let script = READY_JS
+        .replace("STRICT", if target.grafana { "true" } else { "false" })
+        .replace("BUDGET", &budget.to_string());
+    let ready = tab.evaluate(&script, true).map_err(browser_error)?;
+    if ready.value.as_ref().and_then(|v| v.as_str()) != Some("ready") {
+        return Err(RenderError::Timeout(timeout));
+    }
+    tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+        .map_err(browser_error)
+}
+
+/// The request gate installed in every tab (see [`OriginPolicy`]).
+struct Gate {
+    policy: Arc<OriginPolicy>,
+    proxy: reqwest::blocking::Client,
+}
+
+impl RequestInterceptor for Gate {
+    fn intercept(
+        &self,
+        _transport: Arc<Transport>,
+        _session_id: SessionId,
+        event: RequestPausedEvent,
+    ) -> RequestPausedDecision {
+        let params = event.params;
+        let request_id = params.request_id;
+        let request = params.request;
+        let verdict = self.policy.judge(&request.url);
+        let bearer = |wanted: bool| wanted.then(|| self.policy.token()).flatten();
+        match verdict {
+            Verdict::Block => {
+                warn!(message = "Blocked a request to an origin that is not allowed.", origin = %origin_of(&request.url));
+                RequestPausedDecision::Fail(FailRequest {
+                    request_id,
+                    error_reason: ErrorReason::BlockedByClient,
+                })
+            }
+            Verdict::Pass { bearer: false } => RequestPausedDecision::Continue(None),
+            Verdict::Pass { bearer: true } => {
+                RequestPausedDecision::Continue(Some(ContinueRequest {
+                    request_id,
+                    url: None,
+                    method: None,
+                    post_data: None,
+                    headers: Some(with_bearer(
+                        &request.headers.0,
+                        bearer(true).map(|t| t.expose()),
+                    )),
+                    intercept_response: None,
+                }))
+            }
+            Verdict::Proxy { bearer: wanted } => {
+                let token = bearer(wanted).map(|t| t.expose().to_string());
+                match fetch_loopback(&self.proxy, &request, token.as_deref()) {
+                    Ok(decision) => decision(request_id),
+                    Err(e) => {
+                        debug!(message = "Loopback fetch failed.", origin = %origin_of(&request.url), error = %e);
+                        RequestPausedDecision::Fail(FailRequest {
+                            request_id,
+                            error_reason: ErrorReason::ConnectionFailed,
+                        })
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The request's headers with `Authorization: Bearer` set (and any other
+/// Authorization dropped).
+fn with_bearer(headers: &Option<serde_json::Value>, token: Option<&str>) -> Vec<HeaderEntry> {
+    let mut out: Vec<HeaderEntry> = headers
+        .as_ref()
+        .and_then(|h| h.as_object())
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("authorization"))
+        .map(|(name, value)| HeaderEntry {
+            name: name.clone(),
+            value: value.as_str().unwrap_or_default().to_string(),
+        })
+        .collect();
+    if let Some(token) = token {
+        out.push(HeaderEntry {
+            name: "Authorization".into(),
+            value: format!("Bearer {token}"),
+        });
+    }
+    out
+}
+
+type Fulfil =
+    Box<dyn FnOnce(headless_chrome::protocol::cdp::Fetch::RequestId) -> RequestPausedDecision>;
+
+/// Fetch a loopback URL ourselves (its certificate may name another host)
+/// and hand the response to the page as if the browser had fetched it.
+fn fetch_loopback(
+    client: &reqwest::blocking::Client,
+    request: &headless_chrome::protocol::cdp::Network::Request,
+    token: Option<&str>,
+) -> Result<Fulfil, reqwest::Error> {
+    let method =
+        reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut builder = client.request(method, &request.url);
+    for entry in with_bearer(&request.headers.0, token) {
+        builder = builder.header(entry.name, entry.value);
+    }
+    if let Some(body) = &request.post_data {
+        builder = builder.body(body.clone());
+    }
+    let response = builder.send()?;
+    let status = response.status().as_u16();
+    let headers: Vec<HeaderEntry> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| HeaderEntry {
+            name: name.to_string(),
+            value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        })
+        .collect();
+    let body = response.bytes()?;
+    let body = base64::engine::general_purpose::STANDARD.encode(&body);
+    Ok(Box::new(move |request_id| {
+        RequestPausedDecision::Fulfill(FulfillRequest {
+            request_id,
+            response_code: u32::from(status),
+            response_headers: Some(headers),
+            binary_response_headers: None,
+            body: Some(body),
+            response_phrase: None,
+        })
+    }))
+}
