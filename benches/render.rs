@@ -8,7 +8,7 @@
 //! FANOUT_BENCH_RENDERS=100 cargo bench --bench render
 //! ```
 //! Rounds interleave 4 warm renders with 1 cold one, so both see the same
-//! machine. Memory: RSS of this process and of Chromium's whole process
+//! machine. Memory: PSS of this process and of Chromium's whole process
 //! tree, sampled as the warm renders go on.
 
 use std::collections::HashMap;
@@ -22,10 +22,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Resident memory in MiB of `pid` and of every process below it.
-fn tree_rss_mib(pid: u32) -> f64 {
+/// Proportional memory (PSS, so shared pages are not counted twice) in
+/// MiB of `pid` and of every process below it.
+fn tree_pss_mib(pid: u32) -> f64 {
     let mut parent = HashMap::new();
-    let mut rss = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0.0;
     };
@@ -36,19 +36,8 @@ fn tree_rss_mib(pid: u32) -> f64 {
         let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
             continue;
         };
-        for line in status.lines() {
-            if let Some(v) = line.strip_prefix("PPid:") {
-                parent.insert(p, v.trim().parse::<u32>().unwrap_or(0));
-            }
-            if let Some(v) = line.strip_prefix("VmRSS:") {
-                let kib: f64 = v
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .unwrap_or(0.0);
-                rss.insert(p, kib);
-            }
+        if let Some(pp) = status.lines().find_map(|l| l.strip_prefix("PPid:")) {
+            parent.insert(p, pp.trim().parse::<u32>().unwrap_or(0));
         }
     }
     let below = |mut p: u32| {
@@ -60,19 +49,35 @@ fn tree_rss_mib(pid: u32) -> f64 {
         }
         false
     };
-    rss.iter()
-        .filter(|(p, _)| below(**p))
-        .map(|(_, kib)| kib)
+    parent
+        .keys()
+        .filter(|p| below(**p))
+        .map(|p| pss_kib(*p))
         .sum::<f64>()
         / 1024.0
 }
 
-fn self_rss_mib() -> f64 {
-    tree_rss_mib(std::process::id())
+fn pss_kib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// This process alone (its Chromium children are counted apart).
+fn self_pss_mib() -> f64 {
+    pss_kib(std::process::id()) / 1024.0
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        fanout::logging::init(fanout::logging::LogFormat::Text);
+    }
     let total: usize = std::env::var("FANOUT_BENCH_RENDERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -95,7 +100,7 @@ async fn main() {
 
     let mut warm_ms = Vec::new();
     let mut cold_ms = Vec::new();
-    let mut samples = vec![(0usize, self_rss_mib(), tree_rss_mib(pid))];
+    let mut samples = vec![(0usize, self_pss_mib(), tree_pss_mib(pid))];
     let cold_rounds = 12;
     let started = Instant::now();
     for i in 1..=total {
@@ -113,8 +118,8 @@ async fn main() {
         if i % 100 == 0 || i == total {
             samples.push((
                 i,
-                self_rss_mib(),
-                tree_rss_mib(warm.browser_pid().unwrap_or(pid)),
+                self_pss_mib(),
+                tree_pss_mib(warm.browser_pid().unwrap_or(pid)),
             ));
         }
     }
@@ -144,7 +149,7 @@ async fn main() {
         c95 / w95
     );
     println!("chromium launches by the warm pool: {}", warm.launches());
-    println!("memory (RSS MiB): renders  fanout  chromium-tree");
+    println!("memory (PSS MiB): renders  fanout  chromium-tree");
     for (n, me, chrome) in samples {
         println!("                  {n:>7}  {me:>6.0}  {chrome:>6.0}");
     }

@@ -22,7 +22,7 @@ use headless_chrome::protocol::cdp::Fetch::{
     ContinueRequest, FailRequest, FulfillRequest, HeaderEntry,
 };
 use headless_chrome::protocol::cdp::Network::ErrorReason;
-use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::protocol::cdp::Page::{CaptureScreenshot, CaptureScreenshotFormatOption};
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -73,6 +73,11 @@ const FLAGS: &[&str] = &[
     "--hide-scrollbars",
     "--disable-quic",
     "--font-render-hinting=none",
+    // Pool tabs are never "in front": without these, Chromium throttles
+    // their timers to once a second and pauses animation frames.
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
 ];
 
 /// A pool of warm tabs in one Chromium, for every render of the process.
@@ -93,8 +98,14 @@ struct Shared {
 #[derive(Default)]
 struct Pool {
     browser: Option<Browser>,
-    idle: Vec<Arc<Tab>>,
+    idle: Vec<PooledTab>,
     launches: u64,
+}
+
+/// A warm tab and the viewport it was last set to.
+struct PooledTab {
+    tab: Arc<Tab>,
+    viewport: Option<(u32, u32, u64)>,
 }
 
 impl ChartRenderer {
@@ -148,7 +159,7 @@ impl ChartRenderer {
     /// Start Chromium now rather than at the first alert.
     pub async fn warm_up(&self) -> Result<(), RenderError> {
         let shared = self.shared.clone();
-        run_blocking(move || shared.checkout().map(|tab| shared.checkin(tab))).await
+        run_blocking(move || shared.checkout().map(|tab| shared.lock().idle.push(tab))).await
     }
 
     /// Render `target` to PNG within the configured timeout.
@@ -210,26 +221,25 @@ impl Shared {
         if let Verdict::Block = self.policy.judge(&target.url) {
             return Err(RenderError::Blocked(origin_of(&target.url)));
         }
-        let tab = self.checkout()?;
-        match render_on(&tab, &self.policy, target, deadline) {
+        let mut pooled = self.checkout()?;
+        match render_on(&mut pooled, &self.policy, target, deadline) {
             Ok(png) => {
-                self.checkin(tab);
+                // The next navigation replaces this page; blanking it now
+                // would cost a round trip on every render.
+                self.lock().idle.push(pooled);
                 Ok(png)
             }
             Err(e) => {
-                self.discard(&tab);
+                self.discard(&pooled.tab);
                 Err(e)
             }
         }
     }
 
     /// An idle tab, or a new one; launches Chromium when none is alive.
-    fn checkout(&self) -> Result<Arc<Tab>, RenderError> {
+    fn checkout(&self) -> Result<PooledTab, RenderError> {
         let mut pool = self.lock();
-        let alive = pool
-            .browser
-            .as_ref()
-            .is_some_and(|b| b.get_version().is_ok());
+        let alive = pool.browser.as_ref().is_some_and(browser_alive);
         if !alive {
             if pool.browser.is_some() {
                 warn!(message = "Chromium is gone; launching a new one.");
@@ -254,7 +264,10 @@ impl Shared {
         let tab = browser.new_tab().map_err(browser_error)?;
         drop(pool);
         self.prepare(&tab)?;
-        Ok(tab)
+        Ok(PooledTab {
+            tab,
+            viewport: None,
+        })
     }
 
     /// Every request of the tab goes through the origin policy.
@@ -270,23 +283,10 @@ impl Shared {
         Ok(())
     }
 
-    fn checkin(&self, tab: Arc<Tab>) {
-        // A blank page stops the last one's timers and frees its memory.
-        if tab.navigate_to("about:blank").is_ok() {
-            self.lock().idle.push(tab);
-        } else {
-            self.discard(&tab);
-        }
-    }
-
     fn discard(&self, tab: &Arc<Tab>) {
         let _ = tab.close(false);
         let mut pool = self.lock();
-        if pool
-            .browser
-            .as_ref()
-            .is_some_and(|b| b.get_version().is_err())
-        {
+        if pool.browser.as_ref().is_some_and(|b| !browser_alive(b)) {
             pool.browser = None;
             pool.idle.clear();
         }
@@ -297,6 +297,25 @@ impl Shared {
         pool.idle.clear();
         // Dropping the last handle kills the process.
         pool.browser = None;
+    }
+}
+
+/// Is Chromium still running? On Linux the process table answers for
+/// free; a round trip to the browser (up to 100 ms in headless_chrome) is
+/// the fallback elsewhere. A browser that runs but hangs is caught by the
+/// render deadline instead.
+fn browser_alive(browser: &Browser) -> bool {
+    match browser.get_process_id() {
+        Some(pid) if cfg!(target_os = "linux") => {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Field 3 is the state; a zombie (Z) or dead (X) process is gone.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
+            !matches!(state, None | Some("Z") | Some("X"))
+        }
+        _ => browser.get_version().is_ok(),
     }
 }
 
@@ -343,6 +362,10 @@ const READY_JS: &str = r#"
 new Promise((resolve) => {
   const strict = STRICT;
   const deadline = Date.now() + BUDGET;
+  const status = (performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0;
+  const done = (outcome) => resolve(JSON.stringify([location.href, status, outcome]));
+  // An error page (401, 403, 404) gives no ready signal: answer at once.
+  if (status >= 400) return done('http');
   const ready = () => {
     if (window.__grafanaSceneContext) return window.__grafanaRunningQueryCount === 0;
     const panels = document.querySelectorAll('.panel-solo').length
@@ -352,9 +375,9 @@ new Promise((resolve) => {
   };
   const tick = () => {
     if (ready()) {
-      requestAnimationFrame(() => requestAnimationFrame(() => resolve('ready')));
+      requestAnimationFrame(() => requestAnimationFrame(() => done('ready')));
     } else if (Date.now() > deadline) {
-      resolve('timeout');
+      done('timeout');
     } else {
       setTimeout(tick, 25);
     }
@@ -363,13 +386,10 @@ new Promise((resolve) => {
 })
 "#;
 
-fn render_on(
-    tab: &Arc<Tab>,
-    policy: &OriginPolicy,
-    target: &RenderTarget,
-    deadline: Instant,
-) -> Result<Vec<u8>, RenderError> {
-    let timeout = deadline.saturating_duration_since(Instant::now());
+/// The DevTools device-metrics override: the viewport the page lays out
+/// in and the screenshot's size (window-size flags are wrong in new
+/// headless mode).
+fn set_viewport(tab: &Tab, target: &RenderTarget) -> Result<(), RenderError> {
     tab.call_method(SetDeviceMetricsOverride {
         width: target.width,
         height: target.height,
@@ -386,7 +406,32 @@ fn render_on(
         display_feature: None,
         device_posture: None,
     })
-    .map_err(browser_error)?;
+    .map(|_| ())
+    .map_err(browser_error)
+}
+
+fn render_on(
+    pooled: &mut PooledTab,
+    policy: &OriginPolicy,
+    target: &RenderTarget,
+    deadline: Instant,
+) -> Result<Vec<u8>, RenderError> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let started = Instant::now();
+    let step = |name: &str| {
+        debug!(
+            message = "Render step done.",
+            step = name,
+            ms = started.elapsed().as_millis() as u64
+        )
+    };
+    let tab = pooled.tab.clone();
+    let viewport = (target.width, target.height, target.scale.to_bits());
+    if pooled.viewport != Some(viewport) {
+        set_viewport(&tab, target)?;
+        pooled.viewport = Some(viewport);
+    }
+    step("viewport");
     tab.navigate_to(&target.url).map_err(|e| {
         let text = e.to_string();
         if text.contains("BLOCKED_BY_CLIENT") {
@@ -395,23 +440,28 @@ fn render_on(
             browser_error(text)
         }
     })?;
-    tab.wait_until_navigated()
-        .map_err(|_| RenderError::Timeout(timeout))?;
+    // `Page.navigate` returns once the new document is committed. From
+    // here the page's own ready signal decides; waiting for the load to
+    // "finish" as well adds most of a second and proves nothing.
+    step("committed");
 
-    // Where did we land, and with what status? A redirect to a blocked
-    // origin ends on Chrome's error page; a 401 would screenshot JSON.
-    let landed = tab
-        .evaluate(
-            "JSON.stringify([location.href, (performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0])",
-            false,
-        )
-        .map_err(browser_error)?;
-    let (href, status): (String, u16) = landed
+    // One round trip for where we landed, with what status, and whether
+    // the page drew: each CDP call costs up to 100 ms in headless_chrome.
+    let budget = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis();
+    let script = READY_JS
+        .replace("STRICT", if target.grafana { "true" } else { "false" })
+        .replace("BUDGET", &budget.to_string());
+    let answer = tab.evaluate(&script, true).map_err(browser_error)?;
+    step("ready");
+    let (href, status, outcome): (String, u16, String) = answer
         .value
         .as_ref()
         .and_then(|v| v.as_str())
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
+    // A redirect to a blocked origin ends on Chrome's error page.
     if !policy.allows(&href) {
         return Err(RenderError::Blocked(if href.starts_with("chrome-error:") {
             "a redirect or request".into()
@@ -430,19 +480,28 @@ fn render_on(
             },
         });
     }
-
-    let budget = deadline
-        .saturating_duration_since(Instant::now())
-        .as_millis();
-    let script = READY_JS
-        .replace("STRICT", if target.grafana { "true" } else { "false" })
-        .replace("BUDGET", &budget.to_string());
-    let ready = tab.evaluate(&script, true).map_err(browser_error)?;
-    if ready.value.as_ref().and_then(|v| v.as_str()) != Some("ready") {
+    if outcome != "ready" {
         return Err(RenderError::Timeout(timeout));
     }
-    tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+    // Fast PNG compression: a chart is a few hundred KiB either way, and
+    // the default level costs more time than the whole page load.
+    let png = tab
+        .call_method(CaptureScreenshot {
+            format: Some(CaptureScreenshotFormatOption::Png),
+            quality: None,
+            clip: None,
+            from_surface: Some(true),
+            capture_beyond_viewport: None,
+            optimize_for_speed: Some(true),
+        })
         .map_err(browser_error)
+        .and_then(|shot| {
+            base64::engine::general_purpose::STANDARD
+                .decode(shot.data)
+                .map_err(|e| RenderError::Browser(format!("screenshot: {e}")))
+        });
+    step("screenshot");
+    png
 }
 
 /// The request gate installed in every tab (see [`OriginPolicy`]).
@@ -487,7 +546,10 @@ impl RequestInterceptor for Gate {
             }
             Verdict::Proxy { bearer: wanted } => {
                 let token = bearer(wanted).map(|t| t.expose().to_string());
-                match fetch_loopback(&self.proxy, &request, token.as_deref()) {
+                let started = Instant::now();
+                let fetched = fetch_loopback(&self.proxy, &request, token.as_deref());
+                debug!(message = "Fetched a loopback request.", origin = %origin_of(&request.url), ms = started.elapsed().as_millis() as u64);
+                match fetched {
                     Ok(decision) => decision(request_id),
                     Err(e) => {
                         debug!(message = "Loopback fetch failed.", origin = %origin_of(&request.url), error = %e);

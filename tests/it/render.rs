@@ -318,3 +318,92 @@ async fn a_killed_browser_is_replaced() {
     assert_eq!(renderer.launches(), 2);
     assert_ne!(renderer.browser_pid(), Some(pid));
 }
+
+fn grafana_config_file(
+    dir: &std::path::Path,
+    grafana: &FakeGrafana,
+    token: &str,
+    org: u64,
+) -> String {
+    crate::support::write_file(
+        dir,
+        "fanout.toml",
+        &format!(
+            "[render]\nignore_https_errors = true\ntimeout = \"20s\"\n\n[render.grafana]\nurl = \"{}\"\ntoken = \"{token}\"\norg_id = {org}\n",
+            grafana.url
+        ),
+    )
+}
+
+#[test]
+fn fanout_render_writes_one_chart_by_hand() {
+    let grafana = FakeGrafana::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = grafana_config_file(dir.path(), &grafana, &grafana.token, 1);
+    let run = crate::support::fanout_in(
+        dir.path(),
+        &[
+            "render",
+            "--config",
+            &cfg,
+            "--grafana",
+            "abc:7",
+            "--var",
+            "instance=a",
+            "--width",
+            "500",
+            "--height",
+            "250",
+            "-o",
+            "panel.png",
+        ],
+        None,
+        &[],
+    );
+    run.assert_code(0);
+    let png = std::fs::read(dir.path().join("panel.png")).expect("panel.png");
+    let (w, h, n) = count_colour(&png, CHART_COLOUR);
+    assert_eq!((w, h), (500, 250));
+    assert!(n > 1_000, "{run}");
+    let requests = grafana.requests();
+    assert!(
+        requests.iter().any(|(p, _)| p == "/d-solo/abc/"),
+        "{requests:?}"
+    );
+}
+
+#[test]
+fn check_says_whether_grafana_takes_the_token_and_org() {
+    let grafana = FakeGrafana::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    for (token, org, code, expect) in [
+        (grafana.token.as_str(), 1, 0, "token accepted"),
+        ("wrong-token", 1, 1, "create a service-account token"),
+        (
+            grafana.token.as_str(),
+            5,
+            1,
+            "check [render.grafana] org_id",
+        ),
+    ] {
+        let cfg = grafana_config_file(dir.path(), &grafana, token, org);
+        let run = crate::support::fanout_in(dir.path(), &["check", "--config", &cfg], None, &[]);
+        run.assert_code(code);
+        let row = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("grafana"))
+            .unwrap_or_default();
+        assert!(row.contains(expect), "{run}");
+        assert!(
+            !run.all_output().contains(&grafana.token),
+            "the token leaked:\n{run}"
+        );
+        let chromium = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("chromium"))
+            .unwrap_or_default();
+        assert!(chromium.contains("started in"), "{run}");
+    }
+}
