@@ -56,3 +56,48 @@ fn the_schema_file_is_what_fanout_schema_prints() {
     assert_eq!(printed["additionalProperties"], false);
     assert!(printed["$defs"]["Signal"].is_object());
 }
+
+#[test]
+fn a_chart_that_cannot_render_never_holds_the_alert_back() {
+    // Grafana is not configured at all: the chart fails, the email goes.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fanout.toml"),
+        "[destinations.ops-mail]\nchannel = \"email\"\nsmtp_url = \"smtp://127.0.0.1:25\"\n\
+         from = \"a@example.com\"\nto = [\"b@example.com\"]\n",
+    )
+    .unwrap();
+    let job = repo()
+        .join("examples/jobs/firing.json")
+        .display()
+        .to_string();
+    let text = std::fs::read_to_string(&job).unwrap();
+    let job: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut job = job;
+    job["targets"] = serde_json::json!([{"destination": "ops-mail"}]);
+    job["escalation"] = serde_json::json!([]);
+    let bytes = serde_json::to_vec(&job).unwrap();
+    let run = fanout_in(
+        dir.path(),
+        &["send", "-", "--config", "fanout.toml", "--outbox", "outbox"],
+        Some(&bytes),
+        &[],
+    );
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("Chart not rendered; sending without it."),
+        "{run}"
+    );
+    let eml = std::fs::read(dir.path().join("outbox/ag-42-firing-1/1-ops-mail.eml")).unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&eml).unwrap();
+    assert!(msg
+        .parts
+        .iter()
+        .all(|p| !mail_parser::MimeHeaders::is_content_type(p, "image", "png")));
+    let text = msg.body_text(0).unwrap();
+    assert!(
+        text.contains("a grafana chart needs [render.grafana] url"),
+        "{text}"
+    );
+}
