@@ -84,27 +84,8 @@ enum Command {
     Render {
         #[command(flatten)]
         config: ConfigArg,
-        /// A Grafana panel, as DASHBOARD_UID:PANEL_ID.
-        #[arg(long, conflicts_with = "url", required_unless_present = "url")]
-        grafana: Option<String>,
-        /// Any page on an allowed origin.
-        #[arg(long)]
-        url: Option<String>,
-        #[arg(long)]
-        org: Option<u64>,
-        #[arg(long, default_value = "now-1h")]
-        from: String,
-        #[arg(long, default_value = "now")]
-        to: String,
-        /// Dashboard variable, as NAME=VALUE (repeatable).
-        #[arg(long = "var", value_name = "NAME=VALUE")]
-        vars: Vec<String>,
-        #[arg(long, default_value_t = 1000)]
-        width: u32,
-        #[arg(long, default_value_t = 500)]
-        height: u32,
-        #[arg(long, default_value_t = 1.0)]
-        scale: f64,
+        #[command(flatten)]
+        chart: ChartArgs,
         /// Where to write the PNG.
         #[arg(short, long)]
         output: PathBuf,
@@ -144,30 +125,9 @@ async fn run(command: Command) -> u8 {
         } => check(config.config.as_deref(), offline, outbox).await,
         Command::Render {
             config,
-            grafana,
-            url,
-            org,
-            from,
-            to,
-            vars,
-            width,
-            height,
-            scale,
+            chart,
             output,
-        } => {
-            let chart = ChartArgs {
-                grafana,
-                url,
-                org,
-                from,
-                to,
-                vars,
-                width,
-                height,
-                scale,
-            };
-            render(config.config.as_deref(), chart, &output).await
-        }
+        } => render(config.config.as_deref(), chart, &output).await,
         Command::Serve { config } => serve(config.config.as_deref()).await,
         Command::Schema => match serde_json::to_string_pretty(&fanout::job::schema()) {
             Ok(text) => {
@@ -306,15 +266,28 @@ async fn check_charts(config: &Config) -> Vec<CheckRow> {
 }
 
 /// One chart from the command line.
+#[derive(Args)]
 struct ChartArgs {
+    /// A Grafana panel, as DASHBOARD_UID:PANEL_ID.
+    #[arg(long, conflicts_with = "url", required_unless_present = "url")]
     grafana: Option<String>,
+    /// Any page on an allowed origin.
+    #[arg(long)]
     url: Option<String>,
+    #[arg(long)]
     org: Option<u64>,
+    #[arg(long, default_value = "now-1h")]
     from: String,
+    #[arg(long, default_value = "now")]
     to: String,
+    /// Dashboard variable, as NAME=VALUE (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
+    #[arg(long, default_value_t = 1000)]
     width: u32,
+    #[arg(long, default_value_t = 500)]
     height: u32,
+    #[arg(long, default_value_t = 1.0)]
     scale: f64,
 }
 

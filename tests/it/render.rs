@@ -45,6 +45,14 @@ fn target(config: &Config, chart: &fanout::job::Chart) -> RenderTarget {
     fanout::render::render_target(chart, config.render.grafana.as_ref()).unwrap()
 }
 
+/// Render the fake panel at a size with a fresh renderer for `config`.
+async fn render_panel(config: &Config, width: u32, height: u32) -> Result<Vec<u8>, RenderError> {
+    let renderer = ChartRenderer::new(&config.render).unwrap();
+    renderer
+        .render(&target(config, &panel(width, height)))
+        .await
+}
+
 #[tokio::test]
 async fn a_grafana_panel_is_captured_after_its_data_is_drawn() {
     let grafana = FakeGrafana::start(Options::default());
@@ -102,11 +110,7 @@ async fn the_legacy_ready_signal_is_honoured_too() {
         ..Options::default()
     });
     let config = config(&grafana, "ignore_https_errors = true");
-    let renderer = ChartRenderer::new(&config.render).unwrap();
-    let png = renderer
-        .render(&target(&config, &panel(400, 200)))
-        .await
-        .expect("render");
+    let png = render_panel(&config, 400, 200).await.expect("render");
     assert!(count_colour(&png, CHART_COLOUR).2 > 2_000);
 }
 
@@ -114,11 +118,7 @@ async fn the_legacy_ready_signal_is_honoured_too() {
 async fn a_bad_certificate_fails_unless_ignored_for_loopback() {
     let grafana = FakeGrafana::start(Options::default());
     let config = config(&grafana, "ignore_https_errors = false");
-    let renderer = ChartRenderer::new(&config.render).unwrap();
-    let err = renderer
-        .render(&target(&config, &panel(400, 200)))
-        .await
-        .unwrap_err();
+    let err = render_panel(&config, 400, 200).await.unwrap_err();
     assert!(
         matches!(err, RenderError::Browser(_) | RenderError::Blocked(_)),
         "{err:?}"
@@ -182,11 +182,7 @@ async fn wrong_token_and_wrong_org_say_which() {
         grafana.url
     );
     let config = Config::parse(&text, "test", Rc::new(|_| None)).unwrap();
-    let renderer = ChartRenderer::new(&config.render).unwrap();
-    let err = renderer
-        .render(&target(&config, &panel(400, 200)))
-        .await
-        .unwrap_err();
+    let err = render_panel(&config, 400, 200).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("HTTP 401 (check [render.grafana] token)"),
@@ -194,11 +190,7 @@ async fn wrong_token_and_wrong_org_say_which() {
     );
 
     let config = self::config(&grafana, "ignore_https_errors = true"); // org 1, real token
-    let renderer = ChartRenderer::new(&config.render).unwrap();
-    let err = renderer
-        .render(&target(&config, &panel(400, 200)))
-        .await
-        .unwrap_err();
+    let err = render_panel(&config, 400, 200).await.unwrap_err();
     assert!(
         err.to_string().contains("HTTP 403 (check the org id"),
         "{err}"
