@@ -69,7 +69,9 @@ fn main() {
         panic!("example job decodes")
     };
     let job = Arc::new(*job);
-    let ChannelConfig::Email(email) = &config.destinations["ops-mail"].channel;
+    let ChannelConfig::Email(email) = &config.destinations["ops-mail"].channel else {
+        panic!("ops-mail is an email destination")
+    };
     let outbox = tempfile_dir();
     let sender = EmailSender::new(
         "ops-mail",

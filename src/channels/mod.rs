@@ -8,6 +8,8 @@
 //! its folder plus one line in each `match` below.
 
 pub mod email;
+pub mod http;
+pub mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,14 +25,16 @@ use crate::template::Templates;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChannelKind {
     Email,
+    Webhook,
 }
 
 impl ChannelKind {
-    pub const ALL: &'static [ChannelKind] = &[ChannelKind::Email];
+    pub const ALL: &'static [ChannelKind] = &[ChannelKind::Email, ChannelKind::Webhook];
 
     pub fn name(self) -> &'static str {
         match self {
             ChannelKind::Email => "email",
+            ChannelKind::Webhook => "webhook",
         }
     }
 
@@ -42,6 +46,7 @@ impl ChannelKind {
     pub fn target_fields(self) -> &'static [&'static str] {
         match self {
             ChannelKind::Email => &["to"],
+            ChannelKind::Webhook => &[],
         }
     }
 
@@ -49,6 +54,7 @@ impl ChannelKind {
     pub fn templates(self) -> &'static [&'static str] {
         match self {
             ChannelKind::Email => &["email/subject.j2", "email/text.j2", "email/html.j2"],
+            ChannelKind::Webhook => &["webhook/body.json.j2"],
         }
     }
 }
@@ -57,12 +63,14 @@ impl ChannelKind {
 #[derive(Clone, Debug)]
 pub enum ChannelConfig {
     Email(email::EmailConfig),
+    Webhook(webhook::WebhookConfig),
 }
 
 impl ChannelConfig {
     pub fn kind(&self) -> ChannelKind {
         match self {
             ChannelConfig::Email(_) => ChannelKind::Email,
+            ChannelConfig::Webhook(_) => ChannelKind::Webhook,
         }
     }
 
@@ -71,6 +79,7 @@ impl ChannelConfig {
     pub fn check_target(&self, target: &Target) -> Vec<(String, String)> {
         match self {
             ChannelConfig::Email(c) => c.check_target(target),
+            ChannelConfig::Webhook(c) => c.check_target(target),
         }
     }
 
@@ -78,6 +87,9 @@ impl ChannelConfig {
     pub(crate) fn read(kind: ChannelKind, section: &Section) -> Option<Self> {
         match kind {
             ChannelKind::Email => email::EmailConfig::read(section).map(ChannelConfig::Email),
+            ChannelKind::Webhook => {
+                webhook::WebhookConfig::read(section).map(ChannelConfig::Webhook)
+            }
         }
     }
 }
@@ -103,6 +115,7 @@ pub struct BuildContext {
 /// A built sender for one destination.
 pub enum Channel {
     Email(email::EmailSender),
+    Webhook(webhook::WebhookSender),
 }
 
 impl Channel {
@@ -115,24 +128,30 @@ impl Channel {
             ChannelConfig::Email(c) => {
                 email::EmailSender::new(destination, c, ctx).map(Channel::Email)
             }
+            ChannelConfig::Webhook(c) => {
+                webhook::WebhookSender::new(destination, c, ctx).map(Channel::Webhook)
+            }
         }
     }
 
     pub fn kind(&self) -> ChannelKind {
         match self {
             Channel::Email(_) => ChannelKind::Email,
+            Channel::Webhook(_) => ChannelKind::Webhook,
         }
     }
 
     pub async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
         match self {
             Channel::Email(s) => s.send(delivery).await,
+            Channel::Webhook(s) => s.send(delivery).await,
         }
     }
 
     pub async fn check(&self) -> CheckRow {
         match self {
             Channel::Email(s) => s.check().await,
+            Channel::Webhook(s) => s.check().await,
         }
     }
 }

@@ -215,6 +215,29 @@ impl Section {
         }
     }
 
+    /// A table of string values (`headers = { X-Team = "ops" }`), in order.
+    pub fn string_map(&self, key: &str) -> Option<Vec<(String, String)>> {
+        match self.raw(key)? {
+            Value::Table(t) => {
+                let mut out = Vec::with_capacity(t.len());
+                for (name, value) in t {
+                    let item_key = format!("{key}.{name}");
+                    match value {
+                        Value::String(s) => {
+                            out.extend(self.expand(&item_key, s).map(|v| (name.clone(), v)))
+                        }
+                        other => self.type_error(&item_key, "a string", other),
+                    }
+                }
+                Some(out)
+            }
+            other => {
+                self.type_error(key, "a table of strings", other);
+                None
+            }
+        }
+    }
+
     /// A URL that must be real: not empty, not `"null"`/`"None"`, with a
     /// scheme from `schemes` and a host. These are the values that, in the
     /// field, became a 500 or an agent restarting hundreds of times.

@@ -41,6 +41,10 @@ const DEFAULTS: &[(&str, &str)] = &[
         "email/html.j2",
         include_str!("../../templates/email/html.j2"),
     ),
+    (
+        "webhook/body.json.j2",
+        include_str!("../../templates/webhook/body.json.j2"),
+    ),
 ];
 
 /// A template failed: permanent, and says where.

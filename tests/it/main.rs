@@ -11,3 +11,4 @@ mod storage_internal;
 mod storage_s3;
 mod support;
 mod templates;
+mod webhook;

@@ -1,0 +1,146 @@
+//! What an HTTP answer means for every HTTP channel: delivered, worth
+//! another try (and when), or permanent. Channels add their own body rules
+//! (WeCom's errcode, Slack's `ok:false`) on top.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+
+use crate::deliver::{Class, Reason, SendError};
+
+/// 2xx is delivered. 408, 429 and 5xx (but 501) are retried, honouring
+/// `Retry-After`. Everything else is permanent: the same request will get
+/// the same answer.
+pub fn classify(status: StatusCode, headers: &HeaderMap, what: &str) -> Result<(), SendError> {
+    let code = status.as_u16();
+    if status.is_success() {
+        return Ok(());
+    }
+    let message = format!("{what} answered {status}");
+    let retryable = matches!(code, 408 | 429) || (status.is_server_error() && code != 501);
+    let reason = match code {
+        401 | 403 => Reason::Auth,
+        429 => Reason::RateLimited,
+        408 => Reason::Timeout,
+        400..=499 => Reason::Client,
+        500..=599 => Reason::Server,
+        _ => Reason::Other,
+    };
+    if retryable {
+        Err(SendError {
+            class: Class::Retry {
+                after: retry_after(headers),
+            },
+            reason,
+            message,
+        })
+    } else {
+        Err(SendError::permanent(reason, message))
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// A transport error (no answer at all) as a send error: always worth
+/// another try. The URL is left out: it may carry a key.
+pub fn transport_error(error: reqwest::Error, what: &str) -> SendError {
+    let reason = if error.is_timeout() {
+        Reason::Timeout
+    } else {
+        Reason::Server
+    };
+    SendError::retry(reason, format!("{what}: {}", error.without_url()))
+}
+
+/// `scheme://host:port/…`: a URL as it may be shown (paths and queries of
+/// webhook URLs often hold the key).
+pub fn redact_url(url: &url::Url) -> String {
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = if url.path() == "/" && url.query().is_none() {
+        "/"
+    } else {
+        "/…"
+    };
+    format!(
+        "{}://{}{port}{path}",
+        url.scheme(),
+        url.host_str().unwrap_or("?")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_from_100_to_599_is_classified_by_the_rules() {
+        for code in 100..=599u16 {
+            let Ok(status) = StatusCode::from_u16(code) else {
+                continue;
+            };
+            let got = classify(status, &HeaderMap::new(), "x");
+            let want_ok = (200..300).contains(&code);
+            let want_retry =
+                code == 408 || code == 429 || ((500..600).contains(&code) && code != 501);
+            match got {
+                Ok(()) => assert!(want_ok, "{code} delivered"),
+                Err(e) => {
+                    assert!(!want_ok, "{code}");
+                    assert_eq!(e.is_retryable(), want_retry, "{code}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        h.insert(RETRY_AFTER, later.parse().unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+        let err = classify(
+            StatusCode::TOO_MANY_REQUESTS,
+            &{
+                let mut h = HeaderMap::new();
+                h.insert(RETRY_AFTER, "3".parse().unwrap());
+                h
+            },
+            "x",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.class,
+            Class::Retry {
+                after: Some(Duration::from_secs(3))
+            }
+        );
+        assert_eq!(err.reason, Reason::RateLimited);
+    }
+
+    #[test]
+    fn urls_are_shown_without_path_or_query() {
+        let u =
+            url::Url::parse("https://hooks.example.com:8443/T123/secret-key?token=abc").unwrap();
+        assert_eq!(redact_url(&u), "https://hooks.example.com:8443/…");
+    }
+}
