@@ -171,10 +171,12 @@ async fn forged_tampered_expired_and_traversing_urls_are_refused() {
 
 #[tokio::test]
 async fn urls_expire() {
-    let s = start("1s").await;
+    // Expiry has one-second granularity: a 2 s TTL is valid for at least a
+    // second whenever the URL is made, and surely over 3.1 s later.
+    let s = start("2s").await;
     let stored = s.store.put(&fixture_png()).await.unwrap();
     assert_eq!(get(&stored.url).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     assert_eq!(get(&stored.url).await.status(), 403);
 }
 
