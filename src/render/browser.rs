@@ -9,6 +9,7 @@
 //! killed and relaunched on the next render.
 
 use std::ffi::OsStr;
+use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -590,13 +591,16 @@ fn with_bearer(headers: &Option<serde_json::Value>, token: Option<&str>) -> Vec<
 type Fulfil =
     Box<dyn FnOnce(headless_chrome::protocol::cdp::Fetch::RequestId) -> RequestPausedDecision>;
 
+/// The most fanout reads of one proxied (loopback) response.
+const MAX_PROXIED_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Fetch a loopback URL ourselves (its certificate may name another host)
 /// and hand the response to the page as if the browser had fetched it.
 fn fetch_loopback(
     client: &reqwest::blocking::Client,
     request: &headless_chrome::protocol::cdp::Network::Request,
     token: Option<&str>,
-) -> Result<Fulfil, reqwest::Error> {
+) -> Result<Fulfil, RenderError> {
     let method =
         reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut builder = client.request(method, &request.url);
@@ -606,7 +610,9 @@ fn fetch_loopback(
     if let Some(body) = &request.post_data {
         builder = builder.body(body.clone());
     }
-    let response = builder.send()?;
+    let response = builder
+        .send()
+        .map_err(|e| RenderError::Browser(format!("loopback fetch: {}", e.without_url())))?;
     let status = response.status().as_u16();
     let headers: Vec<HeaderEntry> = response
         .headers()
@@ -616,7 +622,13 @@ fn fetch_loopback(
             value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
         })
         .collect();
-    let body = response.bytes()?;
+    // A page resource larger than this is not a chart: cut it rather than
+    // let one loopback server fill fanout's memory.
+    let mut body = Vec::new();
+    response
+        .take(MAX_PROXIED_BYTES)
+        .read_to_end(&mut body)
+        .map_err(|e| RenderError::Browser(format!("loopback read: {e}")))?;
     let body = base64::engine::general_purpose::STANDARD.encode(&body);
     Ok(Box::new(move |request_id| {
         RequestPausedDecision::Fulfill(FulfillRequest {
