@@ -17,7 +17,7 @@
 //! | render   | [`render`]             | charts, once per job, in a warm Chromium       |
 //! | store    | [`storage`]            | PNGs behind signed or presigned URLs           |
 //! | deliver  | [`deliver`], [`channels`] | one send per target, classified errors      |
-//! | record   | (with the worker)      | the notification log                           |
+//! | record   | [`store`]              | the notification log: each delivery sent once  |
 //!
 //! Around them: [`config`] (one TOML file, every bad key reported at once),
 //! [`template`] (minijinja, bounded), [`outbox`] (what would be sent, on
@@ -38,4 +38,5 @@ pub mod secret;
 pub mod send;
 pub mod span;
 pub mod storage;
+pub mod store;
 pub mod template;

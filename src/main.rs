@@ -17,6 +17,7 @@ use fanout::outbox::Outbox;
 use fanout::render::{ChartRenderer, Charts};
 use fanout::storage::internal::InternalStore;
 use fanout::storage::Storage;
+use fanout::store::Store;
 
 /// Exit statuses: the contract scripts and CI rely on.
 const DELIVERED: u8 = 0;
@@ -191,6 +192,7 @@ async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) ->
             return BAD_INPUT;
         }
     };
+    let outbox_used = outbox.is_some();
     let destinations = match Destinations::build(&config, outbox.map(Outbox::new)) {
         Ok(d) => d,
         Err(e) => {
@@ -205,7 +207,18 @@ async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) ->
             return BAD_INPUT;
         }
     };
-    match fanout::send::send(&config, &destinations, &charts, &bytes).await {
+    // The outbox is a dry run: it must not mark anything as sent.
+    let store = match (&config.store, &outbox_used) {
+        (Some(store), false) => match Store::open(&store.url).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("fanout: config {}: {e}", config.source);
+                return BAD_INPUT;
+            }
+        },
+        _ => None,
+    };
+    match fanout::send::send(&config, &destinations, &charts, store.as_ref(), &bytes).await {
         Err(refused) => {
             eprintln!("fanout: {refused}");
             BAD_INPUT
@@ -252,6 +265,17 @@ async fn check_charts(config: &Config) -> Vec<CheckRow> {
         )),
     }
     rows.extend(fanout::render::grafana::check(&config.render).await);
+    if let Some(store) = &config.store {
+        rows.push(match Store::open(&store.url).await {
+            Ok(store) => store.check().await,
+            Err(e) => CheckRow::fail(
+                "store",
+                "[store] url",
+                e.0,
+                "check [store] url and that the store is up",
+            ),
+        });
+    }
     match Storage::from_config(config).await {
         Ok(Some(storage)) => rows.push(storage.check().await),
         Ok(None) => {}

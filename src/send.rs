@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::deliver::destinations::Destinations;
-use crate::deliver::{Delivery, Outcome};
+use crate::deliver::{Delivery, Outcome, Sent};
 use crate::job::decode::decode_job;
 use crate::job::{validate, DecodeError, JobErrors};
 use crate::plan;
 use crate::render::Charts;
+use crate::store::{DeliveryKey, Store};
 
 /// Why a job was refused before any delivery (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,7 @@ pub async fn send(
     config: &Config,
     destinations: &Destinations,
     charts: &Charts,
+    store: Option<&Store>,
     bytes: &[u8],
 ) -> Result<Vec<Outcome>, Refused> {
     let job = decode_job(bytes)?;
@@ -49,5 +51,43 @@ pub async fn send(
         charts: charts.clone(),
         attempt: 1,
     });
-    Ok(futures::future::join_all(deliveries.map(|d| destinations.deliver(d))).await)
+    Ok(futures::future::join_all(deliveries.map(|d| deliver_once(destinations, store, d))).await)
+}
+
+/// Deliver unless the notification log says it was sent; record it after.
+async fn deliver_once(
+    destinations: &Destinations,
+    store: Option<&Store>,
+    delivery: Delivery,
+) -> Outcome {
+    let Some(store) = store else {
+        return destinations.deliver(delivery).await;
+    };
+    let key = DeliveryKey::of(&delivery);
+    match store.was_sent(&key).await {
+        Ok(Some(detail)) => {
+            tracing::info!(message = "Already sent; not sending again.", job = %key.job_id, destination = %key.destination);
+            return Outcome {
+                destination: key.destination,
+                channel: destinations.channel_name(delivery.destination()),
+                attempts: 0,
+                elapsed: std::time::Duration::ZERO,
+                result: Ok(Sent {
+                    detail: format!("(notification log: {detail})"),
+                }),
+            };
+        }
+        Ok(None) => {}
+        // Sending twice is better than not paging at all.
+        Err(e) => {
+            tracing::warn!(message = "Notification log unreadable; sending anyway.", error = %e)
+        }
+    }
+    let outcome = destinations.deliver(delivery).await;
+    if let Ok(sent) = &outcome.result {
+        if let Err(e) = store.record_sent(&key, &sent.detail).await {
+            tracing::warn!(message = "Sent, but not recorded: a retry may send it again.", job = %key.job_id, destination = %key.destination, error = %e);
+        }
+    }
+    outcome
 }

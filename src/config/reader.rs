@@ -371,7 +371,7 @@ pub(crate) fn check_url(
 
 /// `scheme://user:pass@host` → `scheme://***@host`, so a URL quoted in an
 /// error never carries its password.
-pub(crate) fn redact_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
+pub fn redact_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
     let Some(start) = text.find("://").map(|i| i + 3) else {
         return text.into();
     };

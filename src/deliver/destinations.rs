@@ -111,6 +111,13 @@ impl Destinations {
         }
     }
 
+    /// The channel name of a destination, for reports.
+    pub fn channel_name(&self, destination: &str) -> &'static str {
+        self.built
+            .get(destination)
+            .map_or("?", |b| b.channel.kind().name())
+    }
+
     /// One check row per destination, probed concurrently.
     pub async fn check(&self) -> Vec<CheckRow> {
         let probes = self.built.values().map(|b| b.channel.check());

@@ -160,6 +160,7 @@ impl SendError {
 pub struct Outcome {
     pub destination: String,
     pub channel: &'static str,
+    /// 0 when the notification log said it was sent already.
     pub attempts: u32,
     pub elapsed: Duration,
     pub result: Result<Sent, SendError>,
@@ -180,6 +181,11 @@ impl fmt::Display for Outcome {
             format!(" after {} attempts", self.attempts)
         };
         match &self.result {
+            Ok(sent) if self.attempts == 0 => write!(
+                f,
+                "{:<16} {:<8} already sent {ms:>4} ms  {}",
+                self.destination, self.channel, sent.detail
+            ),
             Ok(sent) => write!(
                 f,
                 "{:<16} {:<8} delivered{tries} {ms:>6} ms  {}",

@@ -9,6 +9,7 @@ mod render;
 mod secrets;
 mod storage_internal;
 mod storage_s3;
+mod store;
 mod support;
 mod templates;
 mod webhook;

@@ -1,0 +1,107 @@
+//! Record: the notification log, so a delivery is sent once.
+//!
+//! Each delivery is keyed by (job id, step, destination). Before a send the
+//! log is read; right after the vendor accepts it, the send is written. A
+//! job seen again — redelivered by the broker, or `fanout send` run twice —
+//! is acked and counted, not sent. The one window left: a crash between
+//! the vendor's "accepted" and the write, where the next attempt sends
+//! again (channels that can, pass a stable id so the receiver drops it).
+//!
+//! `[store] url` picks the backend: `sqlite://PATH` (embedded, one node,
+//! survives restarts) or `redis://…` (shared by many workers).
+
+pub mod redis;
+pub mod sqlite;
+
+use crate::check::CheckRow;
+use crate::deliver::Delivery;
+use crate::secret::Secret;
+
+/// What the log keys a delivery by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryKey {
+    pub job_id: String,
+    pub step: usize,
+    pub destination: String,
+}
+
+impl DeliveryKey {
+    pub fn of(delivery: &Delivery) -> Self {
+        Self {
+            job_id: delivery.job.id.clone(),
+            step: delivery.step,
+            destination: delivery.destination().to_string(),
+        }
+    }
+}
+
+/// The log could not be read or written. Never holds the store's password.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(pub String);
+
+/// How long a redis entry is kept: longer than any retry schedule.
+pub const REMEMBER_SECS: u64 = 30 * 86_400;
+
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Redis(redis::RedisStore),
+}
+
+impl Store {
+    pub async fn open(url: &Secret) -> Result<Self, StoreError> {
+        let url = url.expose();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return sqlite::SqliteStore::open(path).await.map(Store::Sqlite);
+        }
+        redis::RedisStore::open(url).await.map(Store::Redis)
+    }
+
+    /// The detail recorded when this delivery was sent, if it was.
+    pub async fn was_sent(&self, key: &DeliveryKey) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.was_sent(key).await,
+            Store::Redis(s) => s.was_sent(key).await,
+        }
+    }
+
+    /// Write down that this delivery was accepted by the vendor.
+    pub async fn record_sent(&self, key: &DeliveryKey, detail: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.record_sent(key, detail).await,
+            Store::Redis(s) => s.record_sent(key, detail).await,
+        }
+    }
+
+    /// A write and a read of a probe entry.
+    pub async fn check(&self) -> CheckRow {
+        let probe = DeliveryKey {
+            job_id: format!("fanout-check-{}", std::process::id()),
+            step: 0,
+            destination: "check".into(),
+        };
+        let (component, target) = match self {
+            Store::Sqlite(s) => ("store sqlite", s.path().to_string()),
+            Store::Redis(s) => ("store redis", s.shown().to_string()),
+        };
+        let round_trip = async {
+            self.record_sent(&probe, "probe").await?;
+            self.was_sent(&probe).await
+        };
+        match round_trip.await {
+            Ok(Some(_)) => CheckRow::ok(component, target, "read and write ok"),
+            Ok(None) => CheckRow::fail(
+                component,
+                target,
+                "a written entry was not found",
+                "is another process clearing the store?",
+            ),
+            Err(e) => CheckRow::fail(
+                component,
+                target,
+                e.0,
+                "check [store] url and that the store is up and writable",
+            ),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The shared notification log in Redis, for several workers.
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+use super::{DeliveryKey, StoreError, REMEMBER_SECS};
+
+pub struct RedisStore {
+    shown: String,
+    conn: ConnectionManager,
+}
+
+impl RedisStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let shown = crate::config::reader::redact_userinfo(url).into_owned();
+        let client = redis::Client::open(url).map_err(|e| StoreError(format!("{shown}: {e}")))?;
+        let conn = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            ConnectionManager::new(client),
+        )
+        .await
+        .map_err(|_| StoreError(format!("{shown}: no answer within 10s")))?
+        .map_err(|e| StoreError(format!("{shown}: {e}")))?;
+        Ok(Self { shown, conn })
+    }
+
+    /// The URL without its password.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn key(key: &DeliveryKey) -> String {
+        // Job ids and destination names are restricted to `[A-Za-z0-9._:@-]`.
+        format!(
+            "fanout:sent:{}:{}:{}",
+            key.job_id, key.step, key.destination
+        )
+    }
+
+    pub async fn was_sent(&self, key: &DeliveryKey) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        conn.get(Self::key(key))
+            .await
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    pub async fn record_sent(&self, key: &DeliveryKey, detail: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::EX(REMEMBER_SECS));
+        let _: Option<String> = conn
+            .set_options(Self::key(key), detail, options)
+            .await
+            .map_err(|e| StoreError(e.to_string()))?;
+        Ok(())
+    }
+}
