@@ -60,7 +60,8 @@ pub fn decode_job(bytes: &[u8]) -> Result<Job, DecodeError> {
     }
 }
 
-fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, DecodeError> {
+/// A JSON value as a contract type, with the JSON path in errors.
+pub(crate) fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, DecodeError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();

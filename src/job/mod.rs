@@ -6,6 +6,7 @@
 //! Decoding (bytes → [`Inbound`]) is in [`decode`]; checks that need the
 //! config (destinations exist, recipients known) are in [`validate`].
 
+pub mod celery;
 pub mod decode;
 pub mod validate;
 
