@@ -73,7 +73,15 @@ impl Store {
         }
     }
 
-    /// A write and a read of a probe entry.
+    /// Remove an entry (the check's probe).
+    pub async fn forget(&self, key: &DeliveryKey) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.forget(key).await,
+            Store::Redis(s) => s.forget(key).await,
+        }
+    }
+
+    /// A write, a read and a removal of a probe entry.
     pub async fn check(&self) -> CheckRow {
         let probe = DeliveryKey {
             job_id: format!("fanout-check-{}", std::process::id()),
@@ -86,7 +94,9 @@ impl Store {
         };
         let round_trip = async {
             self.record_sent(&probe, "probe").await?;
-            self.was_sent(&probe).await
+            let found = self.was_sent(&probe).await;
+            self.forget(&probe).await?;
+            found
         };
         match round_trip.await {
             Ok(Some(_)) => CheckRow::ok(component, target, "read and write ok"),

@@ -55,4 +55,13 @@ impl RedisStore {
             .map_err(|e| StoreError(e.to_string()))?;
         Ok(())
     }
+
+    pub async fn forget(&self, key: &DeliveryKey) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn
+            .del(Self::key(key))
+            .await
+            .map_err(|e| StoreError(e.to_string()))?;
+        Ok(())
+    }
 }

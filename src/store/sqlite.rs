@@ -98,4 +98,16 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub async fn forget(&self, key: &DeliveryKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM notification_log WHERE job_id = ?1 AND step = ?2 AND destination = ?3",
+                params![key.job_id, key.step as i64, key.destination],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
 }

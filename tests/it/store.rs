@@ -26,13 +26,11 @@ fn unique(prefix: &str) -> String {
 }
 
 /// Two runs of the same job, then one of another: the receiver sees two.
-/// Returns the job id used.
-fn sent_once(store_url: &str) -> String {
+fn sent_once(store_url: &str, id: &str) {
     let receiver = Receiver::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_file(dir.path(), "fanout.toml", &config(&receiver, store_url));
-    let id = unique("once");
-    let first = write_file(dir.path(), "a.json", &job(&id));
+    let first = write_file(dir.path(), "a.json", &job(id));
     let other = write_file(dir.path(), "b.json", &job(&format!("{id}-b")));
 
     // A dry run to the outbox marks nothing as sent.
@@ -65,16 +63,13 @@ fn sent_once(store_url: &str) -> String {
         .find(|l| l.starts_with("store"))
         .unwrap_or_default();
     assert!(row.contains("read and write ok"), "{check}");
-    id
 }
 
 #[test]
 fn sqlite_sends_each_delivery_once() {
     let dir = tempfile::tempdir().unwrap();
-    sent_once(&format!(
-        "sqlite://{}",
-        dir.path().join("state/fanout.db").display()
-    ));
+    let url = format!("sqlite://{}", dir.path().join("state/fanout.db").display());
+    sent_once(&url, &unique("once"));
     assert!(dir.path().join("state/fanout.db").is_file());
 }
 
@@ -86,14 +81,43 @@ fn redis_sends_each_delivery_once() {
              `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\"` (.ci/run does)"
         );
     }
-    // Keys are per job id, unique per run; the test removes its own.
-    let id = sent_once("redis://127.0.0.1:6379/0");
-    let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
-    let mut conn = client.get_connection().unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("fanout:sent:{id}*"))
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(keys.len(), 2, "{keys:?}");
-    let _: () = redis::cmd("DEL").arg(&keys).query(&mut conn).unwrap();
+    // Keys are per job id, unique per run; the guard removes them even
+    // when an assertion fails.
+    let id = unique("once");
+    let guard = RedisKeys(format!("fanout:sent:{id}*"));
+    sent_once("redis://127.0.0.1:6379/0", &id);
+    assert_eq!(guard.keys().len(), 2, "{:?}", guard.keys());
+    assert!(
+        RedisKeys("fanout:sent:fanout-check-*".into())
+            .keys()
+            .is_empty(),
+        "check left its probe behind"
+    );
+}
+
+/// Redis keys matching a pattern, deleted on drop.
+struct RedisKeys(String);
+
+impl RedisKeys {
+    fn conn() -> redis::Connection {
+        redis::Client::open("redis://127.0.0.1:6379/0")
+            .and_then(|c| c.get_connection())
+            .expect("Redis on 127.0.0.1:6379")
+    }
+
+    fn keys(&self) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(&self.0)
+            .query(&mut Self::conn())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let keys = self.keys();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut Self::conn());
+        }
+    }
 }
