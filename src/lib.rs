@@ -23,6 +23,7 @@
 //! [`template`] (minijinja, bounded), [`outbox`] (what would be sent, on
 //! disk), [`check`] (`fanout check`), [`secret`] (values that never print).
 
+pub mod broker;
 pub mod channels;
 pub mod check;
 pub mod config;

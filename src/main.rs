@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
+use fanout::broker::Broker;
 use fanout::check::{CheckRow, Table};
 use fanout::config::{Config, LoadError, StorageKind};
 use fanout::deliver::destinations::Destinations;
@@ -91,6 +92,15 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Validate a job and publish it to RabbitMQ (exchange `fanout`, key `job`).
+    ///
+    /// Exit status: 0 enqueued (confirmed by the broker), 1 broker failure, 2 bad job or config.
+    Enqueue {
+        /// The job: a JSON file, or `-` for standard input.
+        job: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Run the HTTP server alone (images, /healthz).
     Serve {
         #[command(flatten)]
@@ -130,6 +140,7 @@ async fn run(command: Command) -> u8 {
             output,
         } => render(config.config.as_deref(), chart, &output).await,
         Command::Serve { config } => serve(config.config.as_deref()).await,
+        Command::Enqueue { job, config } => enqueue(&job, config.config.as_deref()).await,
         Command::Schema => match serde_json::to_string_pretty(&fanout::job::schema()) {
             Ok(text) => {
                 println!("{text}");
@@ -236,6 +247,63 @@ async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) ->
     }
 }
 
+async fn enqueue(job: &str, config_path: Option<&Path>) -> u8 {
+    let Some((config, _demo)) = load_config(config_path).await else {
+        return BAD_INPUT;
+    };
+    let Some(broker_config) = &config.broker else {
+        eprintln!(
+            "fanout: config {}: [broker] url is required to enqueue",
+            config.source
+        );
+        return BAD_INPUT;
+    };
+    let bytes = match read_job(job) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("fanout: {e:#}");
+            return BAD_INPUT;
+        }
+    };
+    // A bad job is refused here, not discovered by a worker later.
+    let parsed = match fanout::job::decode::decode_job(&bytes) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("fanout: bad job: {e}");
+            return BAD_INPUT;
+        }
+    };
+    if let Err(e) = fanout::job::validate(&parsed, &config) {
+        eprintln!("fanout: bad job: {e}");
+        return BAD_INPUT;
+    }
+    let broker = match Broker::connect(broker_config).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            return SOME_FAILED;
+        }
+    };
+    match broker
+        .publish(fanout::broker::JOB_KEY, &parsed.id, &bytes)
+        .await
+    {
+        Ok(()) => {
+            println!(
+                "enqueued {} to {} (key {})",
+                parsed.id,
+                broker.topology.exchange,
+                fanout::broker::JOB_KEY
+            );
+            DELIVERED
+        }
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            SOME_FAILED
+        }
+    }
+}
+
 /// Chromium starts, Grafana takes the token, the store round-trips.
 async fn check_charts(config: &Config) -> Vec<CheckRow> {
     let mut rows = Vec::new();
@@ -265,6 +333,18 @@ async fn check_charts(config: &Config) -> Vec<CheckRow> {
         )),
     }
     rows.extend(fanout::render::grafana::check(&config.render).await);
+    if let Some(broker) = &config.broker {
+        let shown = fanout::config::reader::redact_userinfo(broker.url.expose()).into_owned();
+        rows.push(match Broker::connect(broker).await {
+            Ok(b) => CheckRow::ok("broker", shown, format!("connected, topology declared ({})", b.topology.exchange)),
+            Err(e) => CheckRow::fail(
+                "broker",
+                shown,
+                e.message,
+                "is RabbitMQ running there, with that user, password and vhost (`%2f` is the default vhost)?",
+            ),
+        });
+    }
     if let Some(store) = &config.store {
         rows.push(match Store::open(&store.url).await {
             Ok(store) => store.check().await,

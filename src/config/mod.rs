@@ -53,6 +53,8 @@ pub struct HttpConfig {
 pub struct BrokerConfig {
     /// `amqp://user:pass@host:5672/vhost`; may hold a password.
     pub url: Secret,
+    /// Prepended to every exchange and queue name.
+    pub prefix: String,
 }
 
 #[derive(Clone, Debug)]
@@ -211,11 +213,20 @@ impl Config {
 fn read_config(root: &Section, source: &str) -> Option<Config> {
     let http = read_http(root.table("http"));
     let broker = root.table("broker").and_then(|s| {
+        // Kept as written (not re-serialised): `%2f` in the vhost must stay.
         let url = s
             .url("url", &["amqp", "amqps"])
-            .map(|u| Secret::new(u.to_string()));
+            .and_then(|_| s.string("url"))
+            .map(Secret::new);
+        let prefix = s.string("prefix").unwrap_or_default();
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            s.error("prefix", "use letters, digits and `._-` only", None);
+        }
         s.finish();
-        url.map(|url| BrokerConfig { url })
+        url.map(|url| BrokerConfig { url, prefix })
     });
     let store = root.table("store").and_then(|s| {
         let url = s.string("url").and_then(|u| check_store_url(&s, &u));

@@ -1,6 +1,7 @@
 //! Integration tests on real parts: the real `fanout` binary, a real SMTP
 //! server (aiosmtpd), real TLS. One binary, so one link step.
 
+mod broker;
 mod celery;
 mod config;
 mod email;

@@ -1,0 +1,190 @@
+//! `fanout enqueue` on the machine's real RabbitMQ: the topology is
+//! declared, a valid job is published persistent and confirmed, a bad one
+//! never reaches the queue. Each test uses its own name prefix and removes
+//! what it declared.
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::{Connection, ConnectionProperties};
+
+use crate::support::{fanout_in, write_file};
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Deletes the prefix's exchange and queues when dropped.
+struct Declared {
+    prefix: String,
+}
+
+impl Declared {
+    fn new() -> Self {
+        if std::net::TcpStream::connect("127.0.0.1:5672").is_err() {
+            panic!("RabbitMQ is not running on 127.0.0.1:5672: start it with `rabbitmq-server -detached` (.ci/run does)");
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        Self {
+            prefix: format!("test-{}-{nanos}.", std::process::id()),
+        }
+    }
+
+    fn run<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+        // A runtime of its own, on its own thread: usable from Drop too.
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(f)
+        })
+        .join()
+        .expect("broker helper thread")
+    }
+
+    /// Take one message from the prefix's jobs queue (acked), if any.
+    fn get_job(&self) -> Option<(Vec<u8>, lapin::BasicProperties)> {
+        let queue = format!("{}fanout.jobs", self.prefix);
+        Self::run(async move {
+            let conn = Connection::connect(URL, ConnectionProperties::default())
+                .await
+                .unwrap();
+            let ch = conn.create_channel().await.unwrap();
+            let got = ch
+                .basic_get(queue.as_str().into(), BasicGetOptions::default())
+                .await
+                .unwrap()?;
+            got.delivery.ack(BasicAckOptions::default()).await.unwrap();
+            Some((got.delivery.data.clone(), got.delivery.properties.clone()))
+        })
+    }
+}
+
+impl Drop for Declared {
+    fn drop(&mut self) {
+        let prefix = self.prefix.clone();
+        Self::run(async move {
+            let Ok(conn) = Connection::connect(URL, ConnectionProperties::default()).await else {
+                return;
+            };
+            let Ok(ch) = conn.create_channel().await else {
+                return;
+            };
+            for q in ["fanout.jobs", "fanout.dead"] {
+                let _ = ch
+                    .queue_delete(
+                        format!("{prefix}{q}").as_str().into(),
+                        QueueDeleteOptions::default(),
+                    )
+                    .await;
+            }
+            let _ = ch
+                .exchange_delete(
+                    format!("{prefix}fanout").as_str().into(),
+                    ExchangeDeleteOptions::default(),
+                )
+                .await;
+        });
+    }
+}
+
+fn config(prefix: &str) -> String {
+    format!(
+        "[broker]\nurl = \"{URL}\"\nprefix = \"{prefix}\"\n\n[destinations.hook]\nchannel = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n"
+    )
+}
+
+const JOB: &str = r#"{"version":1,"id":"enq-1","alert":{"group_id":"g","title":"t"},"targets":[{"destination":"hook"}]}"#;
+
+#[test]
+fn a_valid_job_is_published_persistent_and_confirmed() {
+    let declared = Declared::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(dir.path(), "fanout.toml", &config(&declared.prefix));
+    let job = write_file(dir.path(), "job.json", JOB);
+    let run = fanout_in(dir.path(), &["enqueue", &job, "--config", &cfg], None, &[]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "enqueued enq-1 to {}fanout (key job)",
+            declared.prefix
+        )),
+        "{run}"
+    );
+
+    let (body, props) = declared.get_job().expect("the job is on the queue");
+    assert_eq!(body, JOB.as_bytes(), "the bytes as the producer wrote them");
+    assert_eq!(props.delivery_mode(), &Some(2), "persistent");
+    assert_eq!(
+        props.content_type().as_ref().map(|c| c.as_str()),
+        Some("application/json")
+    );
+    assert_eq!(
+        props.message_id().as_ref().map(|m| m.as_str()),
+        Some("enq-1")
+    );
+    assert!(declared.get_job().is_none(), "exactly one message");
+    assert!(
+        !run.all_output().contains("guest:guest"),
+        "the password is not shown\n{run}"
+    );
+
+    let check = fanout_in(dir.path(), &["check", "--config", &cfg], None, &[]);
+    let row = check
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("broker"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("connected, topology declared") && row.contains("***@127.0.0.1"),
+        "{check}"
+    );
+}
+
+#[test]
+fn a_bad_job_never_reaches_the_queue() {
+    let declared = Declared::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(dir.path(), "fanout.toml", &config(&declared.prefix));
+    // Declare the topology first, so an empty queue is observable.
+    let good = write_file(dir.path(), "good.json", JOB);
+    fanout_in(dir.path(), &["enqueue", &good, "--config", &cfg], None, &[]).assert_code(0);
+    assert!(declared.get_job().is_some());
+
+    let bad = JOB.replace("\"hook\"", "\"nope\"");
+    let run = fanout_in(
+        dir.path(),
+        &["enqueue", "-", "--config", &cfg],
+        Some(bad.as_bytes()),
+        &[],
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("targets[0].destination: unknown destination \"nope\""),
+        "{run}"
+    );
+    assert!(declared.get_job().is_none(), "nothing was published");
+}
+
+#[test]
+fn an_unreachable_broker_is_exit_1_with_the_password_hidden() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(
+        dir.path(),
+        "fanout.toml",
+        &config("x.")
+            .replace("127.0.0.1:5672", &format!("127.0.0.1:{port}"))
+            .replace("guest:guest", "guest:Pw-7Q1"),
+    );
+    let job = write_file(dir.path(), "job.json", JOB);
+    let run = fanout_in(dir.path(), &["enqueue", &job, "--config", &cfg], None, &[]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("broker amqp://***@127.0.0.1"), "{run}");
+    assert!(!run.all_output().contains("Pw-7Q1"), "{run}");
+}
