@@ -41,3 +41,4 @@ pub mod span;
 pub mod storage;
 pub mod store;
 pub mod template;
+pub mod worker;

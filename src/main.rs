@@ -101,6 +101,14 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Consume jobs from RabbitMQ and deliver them, with the HTTP server.
+    Worker {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Unacknowledged messages this worker takes at once.
+        #[arg(long, default_value_t = 16)]
+        prefetch: u16,
+    },
     /// Run the HTTP server alone (images, /healthz).
     Serve {
         #[command(flatten)]
@@ -141,6 +149,7 @@ async fn run(command: Command) -> u8 {
         } => render(config.config.as_deref(), chart, &output).await,
         Command::Serve { config } => serve(config.config.as_deref()).await,
         Command::Enqueue { job, config } => enqueue(&job, config.config.as_deref()).await,
+        Command::Worker { config, prefetch } => worker(config.config.as_deref(), prefetch).await,
         Command::Schema => match serde_json::to_string_pretty(&fanout::job::schema()) {
             Ok(text) => {
                 println!("{text}");
@@ -243,6 +252,50 @@ async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) ->
             } else {
                 SOME_FAILED
             }
+        }
+    }
+}
+
+async fn worker(config_path: Option<&Path>, prefetch: u16) -> u8 {
+    let Some((config, _demo)) = load_config(config_path).await else {
+        return BAD_INPUT;
+    };
+    let Some(broker) = config.broker.clone() else {
+        eprintln!(
+            "fanout: config {}: [broker] url is required for the worker",
+            config.source
+        );
+        return BAD_INPUT;
+    };
+    let listener = match tokio::net::TcpListener::bind(config.http.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("fanout: cannot listen on {}: {e}", config.http.listen);
+            return SOME_FAILED;
+        }
+    };
+    let images = match &config.storage {
+        Some(s) if matches!(s.kind, StorageKind::Internal) => {
+            InternalStore::new(&config).ok().map(std::sync::Arc::new)
+        }
+        _ => None,
+    };
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(fanout::http::serve(
+        listener,
+        HttpState { images },
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
+    let result = fanout::worker::run(config, &broker, prefetch, shutdown_signal()).await;
+    let _ = stop_http.send(());
+    let _ = http.await;
+    match result {
+        Ok(()) => DELIVERED,
+        Err(e) => {
+            eprintln!("fanout: worker: {e}");
+            SOME_FAILED
         }
     }
 }

@@ -32,6 +32,16 @@ pub async fn send(
 ) -> Result<Vec<Outcome>, Refused> {
     let job = decode_job(bytes)?;
     validate(&job, config)?;
+    Ok(deliver_job(destinations, charts, store, job).await)
+}
+
+/// Plan, render once and deliver a validated job; one outcome per target.
+pub async fn deliver_job(
+    destinations: &Destinations,
+    charts: &Charts,
+    store: Option<&Store>,
+    job: crate::job::Job,
+) -> Vec<Outcome> {
     let step = plan::first_notify(&job).unwrap_or(0);
     let planned = plan::plan(&job, step);
     if job.escalation.len() > step + 1 {
@@ -51,7 +61,7 @@ pub async fn send(
         charts: charts.clone(),
         attempt: 1,
     });
-    Ok(futures::future::join_all(deliveries.map(|d| deliver_once(destinations, store, d))).await)
+    futures::future::join_all(deliveries.map(|d| deliver_once(destinations, store, d))).await
 }
 
 /// Deliver unless the notification log says it was sent; record it after.

@@ -7,11 +7,12 @@
 //! queues join this topology with the worker.
 
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use serde_json::{Map, Value};
 
 use crate::config::BrokerConfig;
 
@@ -140,6 +141,134 @@ impl Broker {
     /// The URL without its password.
     pub fn shown(&self) -> &str {
         &self.shown
+    }
+
+    /// Consume `fanout.jobs` with manual acks and at most `prefetch`
+    /// unacknowledged messages (per consumer: quorum queues refuse global QoS).
+    pub async fn consume_jobs(&self, prefetch: u16, tag: &str) -> Result<Consumer, BrokerError> {
+        let fail = |e: lapin::Error| BrokerError {
+            shown: self.shown.clone(),
+            message: e.to_string(),
+        };
+        self.channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(fail)?;
+        self.channel
+            .basic_consume(
+                self.topology.jobs.as_str().into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(fail)
+    }
+
+    /// Put a message that cannot be processed on `fanout.dead`, body
+    /// untouched, with why and where in its headers; waits for the confirm.
+    pub async fn dead_letter(
+        &self,
+        body: &[u8],
+        original: &BasicProperties,
+        stage: &str,
+        reason: &str,
+    ) -> Result<(), BrokerError> {
+        let mut headers = original.headers().clone().unwrap_or_default();
+        headers.insert("x-fanout-stage".into(), AMQPValue::LongString(stage.into()));
+        headers.insert(
+            "x-fanout-reason".into(),
+            AMQPValue::LongString(reason.into()),
+        );
+        let mut properties = original.clone().with_headers(headers).with_delivery_mode(2);
+        if properties.content_type().is_none() {
+            properties = properties.with_content_type("application/octet-stream".into());
+        }
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                self.topology.dead.as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .map_err(|e| BrokerError {
+                shown: self.shown.clone(),
+                message: e.to_string(),
+            })?
+            .await
+            .map_err(|e| BrokerError {
+                shown: self.shown.clone(),
+                message: e.to_string(),
+            })?;
+        if confirm.is_nack() {
+            return Err(BrokerError {
+                shown: self.shown.clone(),
+                message: "the broker refused the dead letter (nack)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// AMQP headers as plain JSON (what Celery's headers look like in Python).
+pub fn headers_to_json(table: &FieldTable) -> Map<String, Value> {
+    table
+        .inner()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), amqp_to_json(v)))
+        .collect()
+}
+
+fn amqp_to_json(value: &AMQPValue) -> Value {
+    match value {
+        AMQPValue::Boolean(b) => Value::Bool(*b),
+        AMQPValue::ShortShortInt(n) => (*n).into(),
+        AMQPValue::ShortShortUInt(n) => (*n).into(),
+        AMQPValue::ShortInt(n) => (*n).into(),
+        AMQPValue::ShortUInt(n) => (*n).into(),
+        AMQPValue::LongInt(n) => (*n).into(),
+        AMQPValue::LongUInt(n) => (*n).into(),
+        AMQPValue::LongLongInt(n) => (*n).into(),
+        AMQPValue::Timestamp(n) => (*n).into(),
+        AMQPValue::Float(f) => (*f).into(),
+        AMQPValue::Double(f) => (*f).into(),
+        AMQPValue::ShortString(s) => s.as_str().into(),
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned().into(),
+        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(amqp_to_json).collect()),
+        AMQPValue::FieldTable(t) => Value::Object(headers_to_json(t)),
+        AMQPValue::DecimalValue(_) | AMQPValue::ByteArray(_) | AMQPValue::Void => Value::Null,
+    }
+}
+
+/// Plain JSON as an AMQP header table (for producers and tests).
+pub fn json_to_headers(map: &Map<String, Value>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (k, v) in map {
+        table.insert(k.as_str().into(), json_to_amqp(v));
+    }
+    table
+}
+
+fn json_to_amqp(value: &Value) -> AMQPValue {
+    match value {
+        Value::Null => AMQPValue::Void,
+        Value::Bool(b) => AMQPValue::Boolean(*b),
+        Value::Number(n) => n
+            .as_i64()
+            .map(AMQPValue::LongLongInt)
+            .unwrap_or_else(|| AMQPValue::Double(n.as_f64().unwrap_or_default())),
+        Value::String(s) => AMQPValue::LongString(s.as_str().into()),
+        Value::Array(a) => {
+            let mut array = lapin::types::FieldArray::default();
+            for v in a {
+                array.push(json_to_amqp(v));
+            }
+            AMQPValue::FieldArray(array)
+        }
+        Value::Object(o) => AMQPValue::FieldTable(json_to_headers(o)),
     }
 }
 

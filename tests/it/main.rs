@@ -15,3 +15,4 @@ mod store;
 mod support;
 mod templates;
 mod webhook;
+mod worker;

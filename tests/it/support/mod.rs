@@ -2,6 +2,7 @@
 //! and start real servers (see `smtp.rs`).
 
 pub mod grafana;
+pub mod rabbit;
 pub mod receiver;
 pub mod s3;
 pub mod smtp;

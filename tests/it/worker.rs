@@ -1,0 +1,170 @@
+//! `fanout worker` on the machine's RabbitMQ: native and Celery jobs are
+//! delivered; malformed and invalid ones land in `fanout.dead` with their
+//! reason while the worker goes on; SIGTERM stops it cleanly.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::BasicProperties;
+
+use crate::support::rabbit::{Declared, URL};
+use crate::support::receiver::Receiver;
+use crate::support::{fanout_in, repo, wait_for, write_file};
+
+struct WorkerProcess {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl WorkerProcess {
+    fn start(dir: &std::path::Path, cfg: &str) -> Self {
+        let log = dir.join("worker.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_fanout"))
+            .args(["worker", "--config", cfg])
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn fanout worker");
+        let w = Self { child, log };
+        wait_for("the worker to consume", Duration::from_secs(30), || {
+            w.log_text().contains("Worker consuming.").then_some(())
+        });
+        w
+    }
+
+    fn log_text(&self) -> String {
+        let mut s = String::new();
+        let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut s));
+        s
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn job(id: &str, destination: &str) -> String {
+    format!(
+        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"g","title":"t"}},"targets":[{{"destination":"{destination}"}}]}}"#
+    )
+}
+
+fn header(props: &BasicProperties, name: &str) -> String {
+    match props.headers().as_ref().and_then(|h| h.inner().get(name)) {
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_worker_delivers_good_jobs_and_dead_letters_bad_ones() {
+    let declared = Declared::new();
+    let receiver = Receiver::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(
+        dir.path(),
+        "fanout.toml",
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n\n[broker]\nurl = \"{URL}\"\nprefix = \"{}\"\n\n[store]\nurl = \"sqlite://state.db\"\n\n\
+             [destinations.hook]\nchannel = \"webhook\"\nurl = \"{}\"\nmax_attempts = 2\ntimeout = \"5s\"\n",
+            declared.prefix, receiver.url
+        ),
+    );
+    // Declare the topology, then start the worker.
+    let first = write_file(dir.path(), "first.json", &job("w-1", "hook"));
+    fanout_in(
+        dir.path(),
+        &["enqueue", &first, "--config", &cfg],
+        None,
+        &[],
+    )
+    .assert_code(0);
+    let mut worker = WorkerProcess::start(dir.path(), &cfg);
+
+    let json = BasicProperties::default().with_content_type("application/json".into());
+    // Malformed, then invalid: each to the dead-letter queue with its reason.
+    declared.publish_raw(b"{\"version\": 1, \"id\": ".to_vec(), json.clone());
+    declared.publish_raw(job("w-bad", "nope").into_bytes(), json.clone());
+    // A Celery v2 message, built by the real Celery client.
+    let path = dir.path().join("celery-job.json");
+    std::fs::write(&path, job("w-celery", "hook")).unwrap();
+    let out = Command::new("python3")
+        .arg(repo().join("tests/support/celery_message.py"))
+        .arg("--job")
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let headers: FieldTable = fanout::broker::json_to_headers(m["headers"].as_object().unwrap());
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(m["body_b64"].as_str().unwrap())
+        .unwrap();
+    declared.publish_raw(
+        body,
+        BasicProperties::default()
+            .with_headers(headers)
+            .with_content_type(m["content_type"].as_str().unwrap().into())
+            .with_content_encoding(m["content_encoding"].as_str().unwrap().into()),
+    );
+    // And a good one after the bad ones: the worker goes on.
+    let last = write_file(dir.path(), "last.json", &job("w-2", "hook"));
+    fanout_in(dir.path(), &["enqueue", &last, "--config", &cfg], None, &[]).assert_code(0);
+
+    let delivered = wait_for("three deliveries", Duration::from_secs(30), || {
+        let got = receiver.received();
+        (got.len() >= 3).then_some(got)
+    });
+    let mut ids: Vec<String> = delivered
+        .iter()
+        .map(|r| r.headers["x-fanout-delivery"].to_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["w-1/0/hook", "w-2/0/hook", "w-celery/0/hook"]);
+
+    let mut dead = Vec::new();
+    wait_for("two dead letters", Duration::from_secs(30), || {
+        dead.extend(declared.get_dead());
+        (dead.len() >= 2).then_some(())
+    });
+    let (body, props) = &dead[0];
+    assert_eq!(
+        body.as_slice(),
+        b"{\"version\": 1, \"id\": ",
+        "the body is untouched"
+    );
+    assert_eq!(header(props, "x-fanout-stage"), "decode");
+    assert!(
+        header(props, "x-fanout-reason").contains("not JSON"),
+        "{}",
+        header(props, "x-fanout-reason")
+    );
+    let (_, props) = &dead[1];
+    assert_eq!(header(props, "x-fanout-stage"), "validate");
+    assert!(header(props, "x-fanout-reason").contains("unknown destination \"nope\""));
+    assert!(declared.get_job().is_none(), "every message was settled");
+
+    // SIGTERM: stop consuming, finish, exit 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &worker.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_for("the worker to exit", Duration::from_secs(20), || {
+        worker.child.try_wait().ok().flatten()
+    });
+    assert!(status.success(), "{}", worker.log_text());
+    assert_eq!(receiver.received().len(), 3, "nothing was sent twice");
+}
