@@ -46,6 +46,33 @@ impl Declared {
         self.get(format!("{}fanout.dead", self.prefix))
     }
 
+    /// Publish many JSON jobs on one connection, each confirmed.
+    pub fn publish_jobs(&self, bodies: Vec<Vec<u8>>) {
+        let exchange = format!("{}fanout", self.prefix);
+        Self::run(async move {
+            let conn = Connection::connect(URL, ConnectionProperties::default())
+                .await
+                .unwrap();
+            let ch = conn.create_channel().await.unwrap();
+            ch.confirm_select(Default::default()).await.unwrap();
+            let props = BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_delivery_mode(2);
+            for body in bodies {
+                ch.basic_publish(
+                    exchange.as_str().into(),
+                    "job".into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    props.clone(),
+                )
+                .await
+                .unwrap();
+            }
+            ch.wait_for_confirms().await.unwrap();
+        })
+    }
+
     /// Publish raw bytes to the prefix's exchange with routing key `job`.
     pub fn publish_raw(&self, body: Vec<u8>, properties: BasicProperties) {
         let exchange = format!("{}fanout", self.prefix);
