@@ -7,10 +7,12 @@
 //! and recorded, or copied to `fanout.dead` with its reason and confirmed
 //! by the broker. If even that fails it is handed back (nack, requeue).
 //!
+//! A Celery job whose `eta` (or `countdown`) lies ahead waits in the
+//! broker's delay tiers, hop by hop, never in this process.
+//!
 //! This is the first stage of the worker: retries happen in the worker
-//! (bounded by each destination's `max_attempts`), and jobs whose Celery
-//! `eta` lies ahead are dead-lettered with that reason; the delay tiers
-//! and per-target delivery queues replace both.
+//! (bounded by each destination's `max_attempts`); per-target delivery
+//! queues retried through the delay tiers replace that.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,7 +54,14 @@ struct Worker {
 /// What becomes of one message.
 enum Disposition {
     Ack,
-    Dead { stage: &'static str, reason: String },
+    Dead {
+        stage: &'static str,
+        reason: String,
+    },
+    /// Not yet: wait in the delay tiers until this unix-ms time.
+    Delay {
+        due_ms: i64,
+    },
 }
 
 /// Run until `shutdown` resolves, then drain for at most [`DRAIN`].
@@ -122,6 +131,27 @@ impl Worker {
         let disposition = self.process(&message).await;
         let settled = match disposition {
             Disposition::Ack => message.ack(BasicAckOptions::default()).await,
+            Disposition::Delay { due_ms } => {
+                match self
+                    .broker
+                    .delay(&message.data, &message.properties, due_ms)
+                    .await
+                {
+                    Ok(tier) => {
+                        info!(message = "Parked a job in a delay tier.", tier = %humantime::format_duration(tier), due_ms);
+                        message.ack(BasicAckOptions::default()).await
+                    }
+                    Err(e) => {
+                        warn!(message = "Could not park a delayed job; handing it back.", error = %e);
+                        message
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                ..BasicNackOptions::default()
+                            })
+                            .await
+                    }
+                }
+            }
             Disposition::Dead { stage, reason } => {
                 warn!(message = "Dead-lettering a message.", stage, %reason);
                 match self
@@ -178,10 +208,13 @@ impl Worker {
                         info!(message = "Dropped an expired Celery job.", job = %c.job.id, task = %c.task_id);
                         return Disposition::Ack;
                     }
-                    if c.eta
-                        .is_some_and(|t| t > now + chrono::Duration::seconds(1))
+                    if let Some(eta) = c
+                        .eta
+                        .filter(|t| *t > now + chrono::Duration::milliseconds(250))
                     {
-                        return dead("decode", "eta/countdown in the future: delayed jobs need the delay tiers, not in this version".into());
+                        return Disposition::Delay {
+                            due_ms: eta.timestamp_millis(),
+                        };
                     }
                     c.job
                 }

@@ -13,6 +13,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use serde_json::{Map, Value};
+use std::time::Duration;
 
 use crate::config::BrokerConfig;
 
@@ -30,7 +31,23 @@ pub struct Topology {
     pub exchange: String,
     pub jobs: String,
     pub dead: String,
+    prefix: String,
 }
+
+/// Delay tiers: a message waits in the largest tier not past its due time,
+/// then dead-letters back to `fanout.jobs` and is looked at again, hop by
+/// hop. No timer lives in a worker; no broker plugin is needed.
+pub const DELAY_TIERS: [Duration; 6] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(120),
+    Duration::from_secs(600),
+    Duration::from_secs(3600),
+];
+
+/// The header that carries when a delayed message is due (unix ms).
+pub const DUE_HEADER: &str = "x-fanout-due";
 
 impl Topology {
     pub fn new(prefix: &str) -> Self {
@@ -38,8 +55,36 @@ impl Topology {
             exchange: format!("{prefix}fanout"),
             jobs: format!("{prefix}fanout.jobs"),
             dead: format!("{prefix}fanout.dead"),
+            prefix: prefix.to_string(),
         }
     }
+
+    /// The queue of a delay tier, e.g. `fanout.delay.30s`.
+    pub fn delay(&self, tier: Duration) -> String {
+        format!(
+            "{}fanout.delay.{}",
+            self.prefix,
+            humantime::format_duration(tier)
+        )
+    }
+
+    /// Every queue fanout declares (for cleanup and checks).
+    pub fn queues(&self) -> Vec<String> {
+        let mut all = vec![self.jobs.clone(), self.dead.clone()];
+        all.extend(DELAY_TIERS.iter().map(|t| self.delay(*t)));
+        all
+    }
+}
+
+/// The tier to wait in for `remaining`: the largest not longer than it
+/// (the shortest when less than a second remains).
+pub fn tier_for(remaining: Duration) -> Duration {
+    DELAY_TIERS
+        .iter()
+        .rev()
+        .find(|t| **t <= remaining)
+        .copied()
+        .unwrap_or(DELAY_TIERS[0])
 }
 
 /// Routing keys producers publish with.
@@ -163,6 +208,44 @@ impl Broker {
             )
             .await
             .map_err(fail)
+    }
+
+    /// Park a message until `due` (unix ms) in the delay tiers: body and
+    /// headers kept, the due time added; waits for the confirm.
+    pub async fn delay(
+        &self,
+        body: &[u8],
+        original: &BasicProperties,
+        due_ms: i64,
+    ) -> Result<Duration, BrokerError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let tier = tier_for(Duration::from_millis(
+            due_ms.saturating_sub(now_ms).max(0) as u64
+        ));
+        let mut headers = original.headers().clone().unwrap_or_default();
+        headers.insert(DUE_HEADER.into(), AMQPValue::LongLongInt(due_ms));
+        let properties = original.clone().with_headers(headers).with_delivery_mode(2);
+        let fail = |message: String| BrokerError {
+            shown: self.shown.clone(),
+            message,
+        };
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                self.topology.delay(tier).as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if confirm.is_nack() {
+            return Err(fail("the broker refused the delayed message (nack)".into()));
+        }
+        Ok(tier)
     }
 
     /// Put a message that cannot be processed on `fanout.dead`, body
@@ -293,6 +376,38 @@ async fn declare(channel: &Channel, t: &Topology) -> lapin::Result<()> {
             )
             .await?;
     }
+    for tier in DELAY_TIERS {
+        let mut args = quorum();
+        args.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongLongInt(tier.as_millis() as i64),
+        );
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(t.exchange.as_str().into()),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(JOB_KEY.into()),
+        );
+        // At-least-once dead-lettering: a delayed message is never dropped
+        // between the tier and the jobs queue.
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            AMQPValue::LongString("at-least-once".into()),
+        );
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
+        channel
+            .queue_declare(
+                t.delay(tier).as_str().into(),
+                QueueDeclareOptions::durable(),
+                args,
+            )
+            .await?;
+    }
     for key in [JOB_KEY, SIGNAL_KEY] {
         channel
             .queue_bind(
@@ -305,4 +420,27 @@ async fn declare(channel: &Channel, t: &Topology) -> lapin::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_takes_the_largest_tier_that_does_not_overshoot() {
+        let s = Duration::from_secs;
+        assert_eq!(tier_for(Duration::from_millis(300)), s(1));
+        assert_eq!(tier_for(s(4)), s(1));
+        assert_eq!(tier_for(s(5)), s(5));
+        assert_eq!(tier_for(s(299)), s(120));
+        assert_eq!(tier_for(s(86_400)), s(3600));
+    }
+
+    #[test]
+    fn names_carry_the_prefix() {
+        let t = Topology::new("blue.");
+        assert_eq!(t.delay(Duration::from_secs(120)), "blue.fanout.delay.2m");
+        assert_eq!(t.queues().len(), 2 + DELAY_TIERS.len());
+        assert!(t.queues().iter().all(|q| q.starts_with("blue.fanout.")));
+    }
 }

@@ -227,3 +227,75 @@ fn kill_9_mid_run_loses_nothing() {
     assert!(duplicates <= 16, "{duplicates} duplicates");
     assert!(declared.get_job().is_none(), "the queue is drained");
 }
+
+#[test]
+fn a_celery_countdown_waits_in_the_broker_not_in_the_worker() {
+    let declared = Declared::new();
+    let receiver = Receiver::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(
+        dir.path(),
+        "fanout.toml",
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n\n[broker]\nurl = \"{URL}\"\nprefix = \"{}\"\n\n\
+             [destinations.hook]\nchannel = \"webhook\"\nurl = \"{}\"\n",
+            declared.prefix, receiver.url
+        ),
+    );
+    let warm = write_file(dir.path(), "warm.json", &job("d-0", "hook"));
+    fanout_in(dir.path(), &["enqueue", &warm, "--config", &cfg], None, &[]).assert_code(0);
+    let mut worker = WorkerProcess::start(dir.path(), &cfg);
+    wait_for("the first job", Duration::from_secs(20), || {
+        (receiver.received().len() == 1).then_some(())
+    });
+
+    let path = dir.path().join("later.json");
+    std::fs::write(&path, job("d-later", "hook")).unwrap();
+    let out = Command::new("python3")
+        .arg(repo().join("tests/support/celery_message.py"))
+        .args(["--job", &path.display().to_string(), "--countdown", "4"])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(m["body_b64"].as_str().unwrap())
+        .unwrap();
+    let published = std::time::Instant::now();
+    declared.publish_raw(
+        body,
+        BasicProperties::default()
+            .with_headers(fanout::broker::json_to_headers(
+                m["headers"].as_object().unwrap(),
+            ))
+            .with_content_type("application/json".into())
+            .with_content_encoding("utf-8".into()),
+    );
+    // Kill the worker while the job waits: if the wait lived in its memory,
+    // the job would be lost with it.
+    wait_for("the job to be parked", Duration::from_secs(10), || {
+        worker
+            .log_text()
+            .contains("Parked a job in a delay tier.")
+            .then_some(())
+    });
+    let _ = worker.child.kill();
+    let _ = worker.child.wait();
+    let _second = WorkerProcess::start(dir.path(), &cfg);
+
+    let got = wait_for("the delayed job", Duration::from_secs(30), || {
+        let got = receiver.received();
+        (got.len() == 2).then_some(got)
+    });
+    let waited = got[1].at.duration_since(published);
+    assert_eq!(got[1].headers["x-fanout-delivery"], "d-later/0/hook");
+    assert!(
+        waited >= Duration::from_millis(3_500),
+        "delivered before its countdown: {waited:?}"
+    );
+    assert!(declared.get_dead().is_none(), "nothing was dead-lettered");
+}

@@ -138,12 +138,9 @@ impl Drop for Declared {
             let Ok(ch) = conn.create_channel().await else {
                 return;
             };
-            for q in ["fanout.jobs", "fanout.dead"] {
+            for q in fanout::broker::Topology::new(&prefix).queues() {
                 let _ = ch
-                    .queue_delete(
-                        format!("{prefix}{q}").as_str().into(),
-                        QueueDeleteOptions::default(),
-                    )
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                     .await;
             }
             let _ = ch
