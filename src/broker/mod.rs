@@ -141,46 +141,66 @@ impl Broker {
         })
     }
 
-    /// Publish a persistent JSON message and wait for the broker's confirm.
+    fn error(&self, message: impl Into<String>) -> BrokerError {
+        BrokerError {
+            shown: self.shown.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Publish and wait for the broker's confirm; a nack, or a return of
+    /// a mandatory message that no queue took, is an error.
+    async fn publish_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), BrokerError> {
+        let options = BasicPublishOptions {
+            mandatory,
+            ..BasicPublishOptions::default()
+        };
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                options,
+                body,
+                properties,
+            )
+            .await
+            .map_err(|e| self.error(e.to_string()))?
+            .await
+            .map_err(|e| self.error(e.to_string()))?;
+        if confirm.is_nack() {
+            return Err(self.error(format!(
+                "the broker refused the message to {routing_key} (nack)"
+            )));
+        }
+        if confirm.take_message().is_some() {
+            return Err(self.error(format!(
+                "the message was returned: no queue is bound to {routing_key}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Publish a persistent JSON job to the exchange.
     pub async fn publish(
         &self,
         routing_key: &str,
         message_id: &str,
         body: &[u8],
     ) -> Result<(), BrokerError> {
-        let fail = |message: String| BrokerError {
-            shown: self.shown.clone(),
-            message,
-        };
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"))
             .with_message_id(ShortString::from(message_id));
-        let confirm = self
-            .channel
-            .basic_publish(
-                ShortString::from(self.topology.exchange.as_str()),
-                ShortString::from(routing_key),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
+        self.publish_confirmed(&self.topology.exchange, routing_key, true, body, properties)
             .await
-            .map_err(|e| fail(e.to_string()))?
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        if confirm.is_nack() {
-            return Err(fail("the broker refused the message (nack)".into()));
-        }
-        if confirm.take_message().is_some() {
-            return Err(fail(
-                "the message was returned: no queue is bound to that routing key".into(),
-            ));
-        }
-        Ok(())
     }
 
     /// The URL without its password.
@@ -222,29 +242,9 @@ impl Broker {
         let tier = tier_for(Duration::from_millis(
             due_ms.saturating_sub(now_ms).max(0) as u64
         ));
-        let mut headers = original.headers().clone().unwrap_or_default();
-        headers.insert(DUE_HEADER.into(), AMQPValue::LongLongInt(due_ms));
-        let properties = original.clone().with_headers(headers).with_delivery_mode(2);
-        let fail = |message: String| BrokerError {
-            shown: self.shown.clone(),
-            message,
-        };
-        let confirm = self
-            .channel
-            .basic_publish(
-                "".into(),
-                self.topology.delay(tier).as_str().into(),
-                BasicPublishOptions::default(),
-                body,
-                properties,
-            )
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        if confirm.is_nack() {
-            return Err(fail("the broker refused the delayed message (nack)".into()));
-        }
+        let properties = with_headers(original, &[(DUE_HEADER, AMQPValue::LongLongInt(due_ms))]);
+        self.publish_confirmed("", &self.topology.delay(tier), true, body, properties)
+            .await?;
         Ok(tier)
     }
 
@@ -257,43 +257,28 @@ impl Broker {
         stage: &str,
         reason: &str,
     ) -> Result<(), BrokerError> {
-        let mut headers = original.headers().clone().unwrap_or_default();
-        headers.insert("x-fanout-stage".into(), AMQPValue::LongString(stage.into()));
-        headers.insert(
-            "x-fanout-reason".into(),
-            AMQPValue::LongString(reason.into()),
+        let mut properties = with_headers(
+            original,
+            &[
+                ("x-fanout-stage", AMQPValue::LongString(stage.into())),
+                ("x-fanout-reason", AMQPValue::LongString(reason.into())),
+            ],
         );
-        let mut properties = original.clone().with_headers(headers).with_delivery_mode(2);
         if properties.content_type().is_none() {
             properties = properties.with_content_type("application/octet-stream".into());
         }
-        let confirm = self
-            .channel
-            .basic_publish(
-                "".into(),
-                self.topology.dead.as_str().into(),
-                BasicPublishOptions::default(),
-                body,
-                properties,
-            )
+        self.publish_confirmed("", &self.topology.dead, true, body, properties)
             .await
-            .map_err(|e| BrokerError {
-                shown: self.shown.clone(),
-                message: e.to_string(),
-            })?
-            .await
-            .map_err(|e| BrokerError {
-                shown: self.shown.clone(),
-                message: e.to_string(),
-            })?;
-        if confirm.is_nack() {
-            return Err(BrokerError {
-                shown: self.shown.clone(),
-                message: "the broker refused the dead letter (nack)".into(),
-            });
-        }
-        Ok(())
     }
+}
+
+/// The original properties, persistent, with `extra` headers set.
+fn with_headers(original: &BasicProperties, extra: &[(&str, AMQPValue)]) -> BasicProperties {
+    let mut headers = original.headers().clone().unwrap_or_default();
+    for (name, value) in extra {
+        headers.insert((*name).into(), value.clone());
+    }
+    original.clone().with_headers(headers).with_delivery_mode(2)
 }
 
 /// AMQP headers as plain JSON (what Celery's headers look like in Python).
