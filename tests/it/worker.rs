@@ -64,42 +64,34 @@ fn header(props: &BasicProperties, name: &str) -> String {
     }
 }
 
-#[test]
-fn the_worker_delivers_good_jobs_and_dead_letters_bad_ones() {
-    let declared = Declared::new();
-    let receiver = Receiver::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(
-        dir.path(),
+/// A config with the test's broker prefix and a webhook to `receiver`.
+fn worker_config(
+    dir: &std::path::Path,
+    declared: &Declared,
+    receiver: &Receiver,
+    extra: &str,
+) -> String {
+    write_file(
+        dir,
         "fanout.toml",
         &format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n\n[broker]\nurl = \"{URL}\"\nprefix = \"{}\"\n\n[store]\nurl = \"sqlite://state.db\"\n\n\
-             [destinations.hook]\nchannel = \"webhook\"\nurl = \"{}\"\nmax_attempts = 2\ntimeout = \"5s\"\n",
+            "[http]\nlisten = \"127.0.0.1:0\"\n\n[broker]\nurl = \"{URL}\"\nprefix = \"{}\"\n\n{extra}\n\
+             [destinations.hook]\nchannel = \"webhook\"\nurl = \"{}\"\ntimeout = \"5s\"\n",
             declared.prefix, receiver.url
         ),
-    );
-    // Declare the topology, then start the worker.
-    let first = write_file(dir.path(), "first.json", &job("w-1", "hook"));
-    fanout_in(
-        dir.path(),
-        &["enqueue", &first, "--config", &cfg],
-        None,
-        &[],
     )
-    .assert_code(0);
-    let mut worker = WorkerProcess::start(dir.path(), &cfg);
+}
 
-    let json = BasicProperties::default().with_content_type("application/json".into());
-    // Malformed, then invalid: each to the dead-letter queue with its reason.
-    declared.publish_raw(b"{\"version\": 1, \"id\": ".to_vec(), json.clone());
-    declared.publish_raw(job("w-bad", "nope").into_bytes(), json.clone());
-    // A Celery v2 message, built by the real Celery client.
-    let path = dir.path().join("celery-job.json");
-    std::fs::write(&path, job("w-celery", "hook")).unwrap();
+/// Build a Celery v2 message for `job` with the real Celery client and
+/// publish it as Celery would.
+fn publish_celery(declared: &Declared, dir: &std::path::Path, job: &str, args: &[&str]) {
+    let path = dir.join(format!("celery-{}.json", fastrand_suffix()));
+    std::fs::write(&path, job).unwrap();
     let out = Command::new("python3")
         .arg(repo().join("tests/support/celery_message.py"))
         .arg("--job")
         .arg(&path)
+        .args(args)
         .output()
         .expect("python3");
     assert!(
@@ -119,6 +111,43 @@ fn the_worker_delivers_good_jobs_and_dead_letters_bad_ones() {
             .with_content_type(m["content_type"].as_str().unwrap().into())
             .with_content_encoding(m["content_encoding"].as_str().unwrap().into()),
     );
+}
+
+fn fastrand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+#[test]
+fn the_worker_delivers_good_jobs_and_dead_letters_bad_ones() {
+    let declared = Declared::new();
+    let receiver = Receiver::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = worker_config(
+        dir.path(),
+        &declared,
+        &receiver,
+        "[store]\nurl = \"sqlite://state.db\"\n",
+    );
+    // Declare the topology, then start the worker.
+    let first = write_file(dir.path(), "first.json", &job("w-1", "hook"));
+    fanout_in(
+        dir.path(),
+        &["enqueue", &first, "--config", &cfg],
+        None,
+        &[],
+    )
+    .assert_code(0);
+    let mut worker = WorkerProcess::start(dir.path(), &cfg);
+
+    let json = BasicProperties::default().with_content_type("application/json".into());
+    // Malformed, then invalid: each to the dead-letter queue with its reason.
+    declared.publish_raw(b"{\"version\": 1, \"id\": ".to_vec(), json.clone());
+    declared.publish_raw(job("w-bad", "nope").into_bytes(), json.clone());
+    // A Celery v2 message, built by the real Celery client.
+    publish_celery(&declared, dir.path(), &job("w-celery", "hook"), &[]);
     // And a good one after the bad ones: the worker goes on.
     let last = write_file(dir.path(), "last.json", &job("w-2", "hook"));
     fanout_in(dir.path(), &["enqueue", &last, "--config", &cfg], None, &[]).assert_code(0);
@@ -175,14 +204,11 @@ fn kill_9_mid_run_loses_nothing() {
     let declared = Declared::new();
     let receiver = Receiver::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(
+    let cfg = worker_config(
         dir.path(),
-        "fanout.toml",
-        &format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n\n[broker]\nurl = \"{URL}\"\nprefix = \"{}\"\n\n[store]\nurl = \"sqlite://state.db\"\n\n\
-             [destinations.hook]\nchannel = \"webhook\"\nurl = \"{}\"\ntimeout = \"5s\"\n",
-            declared.prefix, receiver.url
-        ),
+        &declared,
+        &receiver,
+        "[store]\nurl = \"sqlite://state.db\"\n",
     );
     let first = write_file(dir.path(), "first.json", &job("k-0", "hook"));
     fanout_in(
@@ -233,15 +259,7 @@ fn a_celery_countdown_waits_in_the_broker_not_in_the_worker() {
     let declared = Declared::new();
     let receiver = Receiver::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(
-        dir.path(),
-        "fanout.toml",
-        &format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n\n[broker]\nurl = \"{URL}\"\nprefix = \"{}\"\n\n\
-             [destinations.hook]\nchannel = \"webhook\"\nurl = \"{}\"\n",
-            declared.prefix, receiver.url
-        ),
-    );
+    let cfg = worker_config(dir.path(), &declared, &receiver, "");
     let warm = write_file(dir.path(), "warm.json", &job("d-0", "hook"));
     fanout_in(dir.path(), &["enqueue", &warm, "--config", &cfg], None, &[]).assert_code(0);
     let mut worker = WorkerProcess::start(dir.path(), &cfg);
@@ -249,31 +267,12 @@ fn a_celery_countdown_waits_in_the_broker_not_in_the_worker() {
         (receiver.received().len() == 1).then_some(())
     });
 
-    let path = dir.path().join("later.json");
-    std::fs::write(&path, job("d-later", "hook")).unwrap();
-    let out = Command::new("python3")
-        .arg(repo().join("tests/support/celery_message.py"))
-        .args(["--job", &path.display().to_string(), "--countdown", "4"])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let body = base64::engine::general_purpose::STANDARD
-        .decode(m["body_b64"].as_str().unwrap())
-        .unwrap();
     let published = std::time::Instant::now();
-    declared.publish_raw(
-        body,
-        BasicProperties::default()
-            .with_headers(fanout::broker::json_to_headers(
-                m["headers"].as_object().unwrap(),
-            ))
-            .with_content_type("application/json".into())
-            .with_content_encoding("utf-8".into()),
+    publish_celery(
+        &declared,
+        dir.path(),
+        &job("d-later", "hook"),
+        &["--countdown", "4"],
     );
     // Kill the worker while the job waits: if the wait lived in its memory,
     // the job would be lost with it.
