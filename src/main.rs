@@ -203,8 +203,7 @@ async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) ->
     let Some((config, _demo)) = load_config(config_path).await else {
         return BAD_INPUT;
     };
-    // The embedded default has no real servers: it always writes the outbox.
-    let outbox = outbox.or_else(|| config_path.is_none().then(|| PathBuf::from("outbox")));
+    let outbox = default_outbox(outbox, config_path);
     let bytes = match read_job(job) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -583,6 +582,11 @@ async fn shutdown_signal() {
     }
 }
 
+/// The embedded default has no real servers: it always uses ./outbox.
+fn default_outbox(outbox: Option<PathBuf>, config_path: Option<&Path>) -> Option<PathBuf> {
+    outbox.or_else(|| config_path.is_none().then(|| PathBuf::from("outbox")))
+}
+
 fn read_job(job: &str) -> anyhow::Result<Vec<u8>> {
     let limit = fanout::job::MAX_MESSAGE_BYTES as u64 + 1;
     let mut bytes = Vec::new();
@@ -608,6 +612,9 @@ async fn check(config_path: Option<&Path>, offline: bool, outbox: Option<PathBuf
         config.source.clone(),
         format!("{} destinations", config.destinations.len()),
     )];
+    // As with `send`: the embedded default delivers to ./outbox, so that is
+    // what there is to check.
+    let outbox = default_outbox(outbox, config_path);
     if !offline {
         rows.extend(check_charts(&config).await);
         match Destinations::build(&config, outbox.map(Outbox::new)) {

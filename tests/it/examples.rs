@@ -38,6 +38,30 @@ fn the_first_command_of_the_readme_writes_an_outbox() {
         .expect("MIME");
     assert!(msg.subject().is_some_and(|s| s.contains("p99 latency")));
     assert!(msg.body_html(0).is_some() && msg.body_text(0).is_some());
+    // A real chart, rendered by Chromium from the demo panel server (HTTPS
+    // on localhost, certificate for another name), inline by Content-ID.
+    let image = msg
+        .parts
+        .iter()
+        .find(|p| {
+            mail_parser::MimeHeaders::content_id(*p).is_some_and(|id| id.starts_with("chart0."))
+        })
+        .expect("the chart is attached inline");
+    let (w, h, orange) = crate::render::count_colour(image.contents(), [0xff, 0x98, 0x30]);
+    assert_eq!((w, h), (1000, 500));
+    assert!(orange > 500, "the series line is drawn ({orange} pixels)");
+    assert!(
+        dir.path()
+            .join("outbox/ag-42-firing-1/1-ops-mail-chart0.png")
+            .is_file(),
+        "the PNG is written beside the message"
+    );
+
+    // `fanout check` on the embedded default checks what it uses.
+    let check = fanout_in(dir.path(), &["check"], None, &[]);
+    check.assert_code(0);
+    assert!(check.stdout.contains("outbox writable"), "{check}");
+    assert!(check.stdout.contains("token accepted"), "{check}");
 }
 
 #[test]
