@@ -87,11 +87,7 @@ fn a_bad_job_never_reaches_the_queue() {
 
 #[test]
 fn an_unreachable_broker_is_exit_1_with_the_password_hidden() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_file(
         dir.path(),

@@ -1,53 +1,18 @@
 //! Celery protocol v2 messages built by the real Celery client
 //! (`tests/support/celery_message.py`) decode to the same job.
 
-use std::process::Command;
-
-use base64::Engine as _;
 use fanout::job::celery::{decode_celery, TASK};
 use fanout::job::DecodeError;
 
+use crate::support::celery::{celery_message, CeleryMessage};
 use crate::support::repo;
 
-struct Message {
-    headers: serde_json::Map<String, serde_json::Value>,
-    content_type: String,
-    content_encoding: String,
-    body: Vec<u8>,
-}
-
 /// Ask Celery to build the message for `job` with extra `args`.
-fn celery(job: &str, args: &[&str]) -> Message {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("job.json");
-    std::fs::write(&path, job).unwrap();
-    let out = Command::new("python3")
-        .arg(repo().join("tests/support/celery_message.py"))
-        .arg("--job")
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "the Celery client failed (pip install -r tests/requirements.txt): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from the script");
-    Message {
-        headers: v["headers"].as_object().cloned().unwrap_or_default(),
-        content_type: v["content_type"].as_str().unwrap_or_default().to_string(),
-        content_encoding: v["content_encoding"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        body: base64::engine::general_purpose::STANDARD
-            .decode(v["body_b64"].as_str().unwrap_or_default())
-            .unwrap(),
-    }
+fn celery(job: &str, args: &[&str]) -> CeleryMessage {
+    celery_message(job, args)
 }
 
-fn decode(m: &Message) -> Result<fanout::job::celery::CeleryJob, DecodeError> {
+fn decode(m: &CeleryMessage) -> Result<fanout::job::celery::CeleryJob, DecodeError> {
     decode_celery(
         &m.headers,
         Some(&m.content_type),

@@ -296,11 +296,7 @@ fn a_550_is_not_retried_and_fails_the_run() {
 #[tokio::test]
 async fn a_refused_connection_is_retryable() {
     // Bind and drop a listener: nothing listens on that port afterwards.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let text = format!(
         "[destinations.ops-mail]\nchannel = \"email\"\nsmtp_url = \"smtp://127.0.0.1:{port}\"\n\
          from = \"a@example.com\"\nto = [\"b@example.com\"]\nmax_attempts = 1\n"

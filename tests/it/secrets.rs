@@ -74,11 +74,7 @@ fn scan(run: &Run) {
 
 #[test]
 fn no_command_prints_a_secret() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_file(dir.path(), "fanout.toml", &config(port));
     let job_text = std::fs::read_to_string(repo().join("examples/jobs/skywalking.json")).unwrap();

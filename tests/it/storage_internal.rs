@@ -205,11 +205,7 @@ async fn retention_removes_old_files_only() {
 
 #[test]
 fn serve_and_check_round_trip_a_signed_url() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("fanout.toml"),

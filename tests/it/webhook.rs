@@ -129,11 +129,7 @@ fn check_probes_reachability_without_posting() {
     assert!(run.stdout.contains("accepts connections"), "{run}");
     assert!(receiver.received().is_empty(), "check posted something");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let cfg = write_file(
         dir.path(),
         "down.toml",

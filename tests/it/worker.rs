@@ -6,13 +6,13 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine as _;
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 use lapin::BasicProperties;
 
+use crate::support::celery::celery_message;
 use crate::support::rabbit::{Declared, URL};
 use crate::support::receiver::Receiver;
-use crate::support::{fanout_in, repo, wait_for, write_file};
+use crate::support::{fanout_in, wait_for, write_file};
 
 struct WorkerProcess {
     child: Child,
@@ -64,6 +64,36 @@ fn header(props: &BasicProperties, name: &str) -> String {
     }
 }
 
+/// A test's broker prefix, webhook receiver, directory and config.
+struct Setup {
+    declared: Declared,
+    receiver: Receiver,
+    dir: tempfile::TempDir,
+    cfg: String,
+}
+
+/// Everything a worker test needs, with `first` already enqueued (which
+/// declares the topology before the worker starts).
+fn setup(store: bool, first: &str) -> Setup {
+    let declared = Declared::new();
+    let receiver = Receiver::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = if store {
+        "[store]\nurl = \"sqlite://state.db\"\n"
+    } else {
+        ""
+    };
+    let cfg = worker_config(dir.path(), &declared, &receiver, extra);
+    let path = write_file(dir.path(), "first.json", &job(first, "hook"));
+    fanout_in(dir.path(), &["enqueue", &path, "--config", &cfg], None, &[]).assert_code(0);
+    Setup {
+        declared,
+        receiver,
+        dir,
+        cfg,
+    }
+}
+
 /// A config with the test's broker prefix and a webhook to `receiver`.
 fn worker_config(
     dir: &std::path::Path,
@@ -84,62 +114,26 @@ fn worker_config(
 
 /// Build a Celery v2 message for `job` with the real Celery client and
 /// publish it as Celery would.
-fn publish_celery(declared: &Declared, dir: &std::path::Path, job: &str, args: &[&str]) {
-    let path = dir.join(format!("celery-{}.json", fastrand_suffix()));
-    std::fs::write(&path, job).unwrap();
-    let out = Command::new("python3")
-        .arg(repo().join("tests/support/celery_message.py"))
-        .arg("--job")
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let headers: FieldTable = fanout::broker::json_to_headers(m["headers"].as_object().unwrap());
-    let body = base64::engine::general_purpose::STANDARD
-        .decode(m["body_b64"].as_str().unwrap())
-        .unwrap();
+fn publish_celery(declared: &Declared, job: &str, args: &[&str]) {
+    let m = celery_message(job, args);
     declared.publish_raw(
-        body,
+        m.body,
         BasicProperties::default()
-            .with_headers(headers)
-            .with_content_type(m["content_type"].as_str().unwrap().into())
-            .with_content_encoding(m["content_encoding"].as_str().unwrap().into()),
+            .with_headers(fanout::broker::json_to_headers(&m.headers))
+            .with_content_type(m.content_type.as_str().into())
+            .with_content_encoding(m.content_encoding.as_str().into()),
     );
-}
-
-fn fastrand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 #[test]
 fn the_worker_delivers_good_jobs_and_dead_letters_bad_ones() {
-    let declared = Declared::new();
-    let receiver = Receiver::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = worker_config(
-        dir.path(),
-        &declared,
-        &receiver,
-        "[store]\nurl = \"sqlite://state.db\"\n",
-    );
-    // Declare the topology, then start the worker.
-    let first = write_file(dir.path(), "first.json", &job("w-1", "hook"));
-    fanout_in(
-        dir.path(),
-        &["enqueue", &first, "--config", &cfg],
-        None,
-        &[],
-    )
-    .assert_code(0);
+    // Declares the topology by enqueuing a first job.
+    let Setup {
+        declared,
+        receiver,
+        dir,
+        cfg,
+    } = setup(true, "w-1");
     let mut worker = WorkerProcess::start(dir.path(), &cfg);
 
     let json = BasicProperties::default().with_content_type("application/json".into());
@@ -147,7 +141,7 @@ fn the_worker_delivers_good_jobs_and_dead_letters_bad_ones() {
     declared.publish_raw(b"{\"version\": 1, \"id\": ".to_vec(), json.clone());
     declared.publish_raw(job("w-bad", "nope").into_bytes(), json.clone());
     // A Celery v2 message, built by the real Celery client.
-    publish_celery(&declared, dir.path(), &job("w-celery", "hook"), &[]);
+    publish_celery(&declared, &job("w-celery", "hook"), &[]);
     // And a good one after the bad ones: the worker goes on.
     let last = write_file(dir.path(), "last.json", &job("w-2", "hook"));
     fanout_in(dir.path(), &["enqueue", &last, "--config", &cfg], None, &[]).assert_code(0);
@@ -201,23 +195,13 @@ fn the_worker_delivers_good_jobs_and_dead_letters_bad_ones() {
 #[test]
 fn kill_9_mid_run_loses_nothing() {
     const JOBS: usize = 400;
-    let declared = Declared::new();
-    let receiver = Receiver::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = worker_config(
-        dir.path(),
-        &declared,
-        &receiver,
-        "[store]\nurl = \"sqlite://state.db\"\n",
-    );
-    let first = write_file(dir.path(), "first.json", &job("k-0", "hook"));
-    fanout_in(
-        dir.path(),
-        &["enqueue", &first, "--config", &cfg],
-        None,
-        &[],
-    )
-    .assert_code(0);
+    // Declares the topology by enqueuing a first job.
+    let Setup {
+        declared,
+        receiver,
+        dir,
+        cfg,
+    } = setup(true, "k-0");
     declared.publish_jobs(
         (1..JOBS)
             .map(|i| job(&format!("k-{i}"), "hook").into_bytes())
@@ -256,24 +240,19 @@ fn kill_9_mid_run_loses_nothing() {
 
 #[test]
 fn a_celery_countdown_waits_in_the_broker_not_in_the_worker() {
-    let declared = Declared::new();
-    let receiver = Receiver::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = worker_config(dir.path(), &declared, &receiver, "");
-    let warm = write_file(dir.path(), "warm.json", &job("d-0", "hook"));
-    fanout_in(dir.path(), &["enqueue", &warm, "--config", &cfg], None, &[]).assert_code(0);
+    let Setup {
+        declared,
+        receiver,
+        dir,
+        cfg,
+    } = setup(false, "d-0");
     let mut worker = WorkerProcess::start(dir.path(), &cfg);
     wait_for("the first job", Duration::from_secs(20), || {
         (receiver.received().len() == 1).then_some(())
     });
 
     let published = std::time::Instant::now();
-    publish_celery(
-        &declared,
-        dir.path(),
-        &job("d-later", "hook"),
-        &["--countdown", "4"],
-    );
+    publish_celery(&declared, &job("d-later", "hook"), &["--countdown", "4"]);
     // Kill the worker while the job waits: if the wait lived in its memory,
     // the job would be lost with it.
     wait_for("the job to be parked", Duration::from_secs(10), || {

@@ -1,6 +1,7 @@
 //! Shared test harness: run the real `fanout` binary with bounded waits,
 //! and start real servers (see `smtp.rs`).
 
+pub mod celery;
 pub mod grafana;
 pub mod rabbit;
 pub mod receiver;
@@ -211,4 +212,12 @@ impl Drop for ReadyChild {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }

@@ -111,20 +111,8 @@ impl Declared {
     }
 
     /// Take one message from the prefix's jobs queue (acked), if any.
-    pub fn get_job(&self) -> Option<(Vec<u8>, lapin::BasicProperties)> {
-        let queue = format!("{}fanout.jobs", self.prefix);
-        Self::run(async move {
-            let conn = Connection::connect(URL, ConnectionProperties::default())
-                .await
-                .unwrap();
-            let ch = conn.create_channel().await.unwrap();
-            let got = ch
-                .basic_get(queue.as_str().into(), BasicGetOptions::default())
-                .await
-                .unwrap()?;
-            got.delivery.ack(BasicAckOptions::default()).await.unwrap();
-            Some((got.delivery.data.clone(), got.delivery.properties.clone()))
-        })
+    pub fn get_job(&self) -> Option<(Vec<u8>, BasicProperties)> {
+        self.get(format!("{}fanout.jobs", self.prefix))
     }
 }
 
