@@ -5,7 +5,6 @@
 //! from redacted forms only.
 
 use std::fmt;
-use std::path::Path;
 
 /// One line of the check table.
 #[derive(Clone, Debug)]
@@ -88,12 +87,4 @@ impl fmt::Display for Table<'_> {
         }
         Ok(())
     }
-}
-
-/// Can fanout create files in `dir`? Creates it when missing.
-pub fn probe_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let probe = dir.join(format!(".probe-{}", std::process::id()));
-    std::fs::write(&probe, b"ok")?;
-    std::fs::remove_file(probe)
 }

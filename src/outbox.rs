@@ -56,7 +56,10 @@ impl Outbox {
 
     /// Check the outbox can be written (for `fanout check`).
     pub fn probe(&self) -> io::Result<()> {
-        crate::check::probe_dir(&self.dir)
+        std::fs::create_dir_all(&self.dir)?;
+        let probe = self.dir.join(format!(".probe-{}", std::process::id()));
+        std::fs::write(&probe, b"ok")?;
+        std::fs::remove_file(probe)
     }
 }
 

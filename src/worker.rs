@@ -128,48 +128,33 @@ pub async fn run(
 
 impl Worker {
     async fn handle(&self, message: AmqpMessage) {
-        let disposition = self.process(&message).await;
-        let settled = match disposition {
-            Disposition::Ack => message.ack(BasicAckOptions::default()).await,
-            Disposition::Delay { due_ms } => {
-                match self
-                    .broker
-                    .delay(&message.data, &message.properties, due_ms)
-                    .await
-                {
-                    Ok(tier) => {
-                        info!(message = "Parked a job in a delay tier.", tier = %humantime::format_duration(tier), due_ms);
-                        message.ack(BasicAckOptions::default()).await
-                    }
-                    Err(e) => {
-                        warn!(message = "Could not park a delayed job; handing it back.", error = %e);
-                        message
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                ..BasicNackOptions::default()
-                            })
-                            .await
-                    }
-                }
-            }
+        // Delayed and dead messages are first copied elsewhere (confirmed);
+        // only then is the original acked. If the copy fails, hand it back.
+        let moved = match self.process(&message).await {
+            Disposition::Ack => Ok(()),
+            Disposition::Delay { due_ms } => self
+                .broker
+                .delay(&message.data, &message.properties, due_ms)
+                .await
+                .map(|tier| {
+                    info!(message = "Parked a job in a delay tier.", tier = %humantime::format_duration(tier), due_ms);
+                }),
             Disposition::Dead { stage, reason } => {
                 warn!(message = "Dead-lettering a message.", stage, %reason);
-                match self
-                    .broker
+                self.broker
                     .dead_letter(&message.data, &message.properties, stage, &reason)
                     .await
-                {
-                    Ok(()) => message.ack(BasicAckOptions::default()).await,
-                    Err(e) => {
-                        warn!(message = "Could not dead-letter; handing the message back.", error = %e);
-                        message
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                ..BasicNackOptions::default()
-                            })
-                            .await
-                    }
-                }
+            }
+        };
+        let settled = match moved {
+            Ok(()) => message.ack(BasicAckOptions::default()).await,
+            Err(e) => {
+                warn!(message = "Could not move the message; handing it back.", error = %e);
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                };
+                message.nack(requeue).await
             }
         };
         if let Err(e) = settled {
