@@ -1,6 +1,7 @@
-//! fanout's HTTP server: `/healthz`, and `/images/<key>.png` for charts in
-//! internal storage. The worker runs the same server; `fanout serve` runs
-//! it alone.
+//! fanout's HTTP server: `/healthz` (the process answers), `/readyz` (the
+//! worker is connected to the broker and consuming), `/metrics`
+//! (Prometheus), and `/images/<key>.png` for charts in internal storage.
+//! The worker runs the same server; `fanout serve` runs it alone.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +15,9 @@ use axum::Router;
 use serde::Deserialize;
 use tracing::{info, warn};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::metrics::Metrics;
 use crate::storage::internal::{InternalStore, Refusal};
 use crate::storage::signing::unix_now;
 
@@ -21,11 +25,16 @@ use crate::storage::signing::unix_now;
 pub struct HttpState {
     /// Set when `[storage] kind = "internal"`: the server serves its images.
     pub images: Option<Arc<InternalStore>>,
+    /// Set by a worker: true while it is connected and consuming.
+    pub ready: Option<Arc<AtomicBool>>,
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/images/{file}", get(image))
         .with_state(state)
 }
@@ -59,6 +68,33 @@ async fn sweep_forever(store: Arc<InternalStore>) {
             Err(e) => warn!(message = "Image sweep failed.", error = %e),
         }
     }
+}
+
+/// 200 while the worker consumes; 503 while it (re)connects. A server
+/// without a worker (`fanout serve`) is ready when it answers.
+async fn readyz(State(state): State<HttpState>) -> Response {
+    match state.ready {
+        Some(ready) if !ready.load(Ordering::SeqCst) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not connected to the broker\n",
+        )
+            .into_response(),
+        _ => "ready\n".into_response(),
+    }
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let Some(metrics) = state.metrics else {
+        return (StatusCode::NOT_FOUND, "no metrics: not a worker\n").into_response();
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        metrics.encode(),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]

@@ -32,6 +32,7 @@ pub mod demo;
 pub mod http;
 pub mod job;
 pub mod logging;
+pub mod metrics;
 pub mod outbox;
 pub mod plan;
 pub mod render;

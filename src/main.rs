@@ -101,13 +101,20 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Consume jobs from RabbitMQ and deliver them, with the HTTP server.
+    /// Run the pipeline on RabbitMQ (every stage, or a pool's), with the
+    /// HTTP server (/healthz, /readyz, /metrics, images).
+    ///
+    /// Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when the broker
+    /// cannot be reached at start, 2 bad config or pool file.
     Worker {
         #[command(flatten)]
         config: ConfigArg,
-        /// Unacknowledged messages this worker takes at once.
-        #[arg(long, default_value_t = 16)]
-        prefetch: u16,
+        /// A pool file (workers/NAME.toml): the stages and channels to run.
+        #[arg(long)]
+        pool: Option<PathBuf>,
+        /// Unacknowledged messages per queue (overrides the pool's).
+        #[arg(long)]
+        prefetch: Option<u16>,
     },
     /// Run the HTTP server alone (images, /healthz).
     Serve {
@@ -149,7 +156,11 @@ async fn run(command: Command) -> u8 {
         } => render(config.config.as_deref(), chart, &output).await,
         Command::Serve { config } => serve(config.config.as_deref()).await,
         Command::Enqueue { job, config } => enqueue(&job, config.config.as_deref()).await,
-        Command::Worker { config, prefetch } => worker(config.config.as_deref(), prefetch).await,
+        Command::Worker {
+            config,
+            pool,
+            prefetch,
+        } => worker(config.config.as_deref(), pool.as_deref(), prefetch).await,
         Command::Schema => match serde_json::to_string_pretty(&fanout::job::schema()) {
             Ok(text) => {
                 println!("{text}");
@@ -255,7 +266,18 @@ async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) ->
     }
 }
 
-async fn worker(config_path: Option<&Path>, prefetch: u16) -> u8 {
+async fn worker(config_path: Option<&Path>, pool: Option<&Path>, prefetch: Option<u16>) -> u8 {
+    let mut pool = match pool.map(fanout::worker::pool::Pool::load) {
+        None => fanout::worker::pool::Pool::default(),
+        Some(Ok(pool)) => pool,
+        Some(Err(e)) => {
+            eprintln!("fanout: {e}");
+            return BAD_INPUT;
+        }
+    };
+    if let Some(n) = prefetch {
+        pool.prefetch = n.max(1);
+    }
     let Some((config, _demo)) = load_config(config_path).await else {
         return BAD_INPUT;
     };
@@ -279,15 +301,25 @@ async fn worker(config_path: Option<&Path>, prefetch: u16) -> u8 {
         }
         _ => None,
     };
+    let metrics = std::sync::Arc::new(fanout::metrics::Metrics::default());
+    let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ctx = match fanout::worker::Context::build(config, pool, metrics.clone()).await {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("fanout: worker: {e}");
+            return BAD_INPUT;
+        }
+    };
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(fanout::http::serve(
-        listener,
-        HttpState { images },
-        async move {
-            let _ = http_stopped.await;
-        },
-    ));
-    let result = fanout::worker::run(config, &broker, prefetch, shutdown_signal()).await;
+    let state = HttpState {
+        images,
+        ready: Some(ready.clone()),
+        metrics: Some(metrics),
+    };
+    let http = tokio::spawn(fanout::http::serve(listener, state, async move {
+        let _ = http_stopped.await;
+    }));
+    let result = fanout::worker::run(ctx, &broker, ready, shutdown_signal()).await;
     let _ = stop_http.send(());
     let _ = http.await;
     match result {
@@ -549,7 +581,11 @@ async fn serve(config_path: Option<&Path>) -> u8 {
             return SOME_FAILED;
         }
     };
-    match fanout::http::serve(listener, HttpState { images }, shutdown_signal()).await {
+    let state = HttpState {
+        images,
+        ..HttpState::default()
+    };
+    match fanout::http::serve(listener, state, shutdown_signal()).await {
         Ok(()) => DELIVERED,
         Err(e) => {
             eprintln!("fanout: HTTP server: {e}");

@@ -1,10 +1,13 @@
 //! RabbitMQ: the topology fanout declares, and publishing with confirms.
 //!
-//! Declared idempotently at start: a durable direct exchange `fanout` and
-//! quorum queues — `fanout.jobs` (routing keys `job` and `signal`) and
-//! `fanout.dead`. All names take `[broker] prefix`, so two deployments (or
-//! two test runs) can share a vhost. The worker's stage, delivery and delay
-//! queues join this topology with the worker.
+//! Declared idempotently at start: a durable direct exchange `fanout`
+//! (routing keys `job` and `signal` → `fanout.jobs`); quorum queues for each
+//! stage — `fanout.jobs`, `fanout.render`, `fanout.deliver.<channel>` — and
+//! `fanout.dead`; the delay tiers `fanout.delay.<tier>`, whose expired
+//! messages dead-letter (at least once) to the headers exchange
+//! `fanout.return`, which sends each back to the queue its `fanout-route`
+//! header names. All names take `[broker] prefix`, so two deployments (or
+//! two test runs) can share a vhost.
 
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -15,6 +18,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer
 use serde_json::{Map, Value};
 use std::time::Duration;
 
+use crate::channels::ChannelKind;
 use crate::config::BrokerConfig;
 
 /// Why the broker could not be used. Never holds the password.
@@ -29,10 +33,47 @@ pub struct BrokerError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
     pub exchange: String,
+    /// Where delay tiers send due messages back, by their `fanout-route`.
+    pub returns: String,
     pub jobs: String,
+    pub render: String,
     pub dead: String,
     prefix: String,
 }
+
+/// Which queue a message lives in, named as the `fanout-route` header
+/// says it: a due message goes back to where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Jobs,
+    Render,
+    Deliver(ChannelKind),
+}
+
+impl Route {
+    /// Every route the topology binds.
+    pub fn all() -> Vec<Route> {
+        let mut all = vec![Route::Jobs, Route::Render];
+        all.extend(ChannelKind::ALL.iter().map(|k| Route::Deliver(*k)));
+        all
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Route::Jobs => JOB_KEY.to_string(),
+            Route::Render => "render".to_string(),
+            Route::Deliver(kind) => format!("deliver.{}", kind.name()),
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Route> {
+        Route::all().into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// The header naming the queue a delayed message returns to. (RabbitMQ's
+/// headers exchange ignores `x-` headers, hence no prefix.)
+pub const ROUTE_HEADER: &str = "fanout-route";
 
 /// Delay tiers: a message waits in the largest tier not past its due time,
 /// then dead-letters back to `fanout.jobs` and is looked at again, hop by
@@ -53,9 +94,20 @@ impl Topology {
     pub fn new(prefix: &str) -> Self {
         Self {
             exchange: format!("{prefix}fanout"),
+            returns: format!("{prefix}fanout.return"),
             jobs: format!("{prefix}fanout.jobs"),
+            render: format!("{prefix}fanout.render"),
             dead: format!("{prefix}fanout.dead"),
             prefix: prefix.to_string(),
+        }
+    }
+
+    /// The queue a route names.
+    pub fn queue(&self, route: Route) -> String {
+        match route {
+            Route::Jobs => self.jobs.clone(),
+            Route::Render => self.render.clone(),
+            Route::Deliver(kind) => format!("{}fanout.deliver.{}", self.prefix, kind.name()),
         }
     }
 
@@ -68,9 +120,15 @@ impl Topology {
         )
     }
 
+    /// Both exchanges fanout declares (for cleanup).
+    pub fn exchanges(&self) -> [String; 2] {
+        [self.exchange.clone(), self.returns.clone()]
+    }
+
     /// Every queue fanout declares (for cleanup and checks).
     pub fn queues(&self) -> Vec<String> {
-        let mut all = vec![self.jobs.clone(), self.dead.clone()];
+        let mut all: Vec<String> = Route::all().into_iter().map(|r| self.queue(r)).collect();
+        all.push(self.dead.clone());
         all.extend(DELAY_TIERS.iter().map(|t| self.delay(*t)));
         all
     }
@@ -93,7 +151,7 @@ pub const SIGNAL_KEY: &str = "signal";
 
 /// A connection with a confirming channel and the topology declared.
 pub struct Broker {
-    _connection: Connection,
+    connection: Connection,
     channel: Channel,
     pub topology: Topology,
     shown: String,
@@ -134,7 +192,7 @@ impl Broker {
         let topology = Topology::new(&config.prefix);
         declare(&channel, &topology).await.map_err(fail)?;
         Ok(Self {
-            _connection: connection,
+            connection,
             channel,
             topology,
             shown,
@@ -208,41 +266,81 @@ impl Broker {
         &self.shown
     }
 
-    /// Consume `fanout.jobs` with manual acks and at most `prefetch`
-    /// unacknowledged messages (per consumer: quorum queues refuse global QoS).
-    pub async fn consume_jobs(&self, prefetch: u16, tag: &str) -> Result<Consumer, BrokerError> {
-        let fail = |e: lapin::Error| BrokerError {
-            shown: self.shown.clone(),
-            message: e.to_string(),
-        };
-        self.channel
+    /// Consume a stage's queue on a channel of its own, with manual acks
+    /// and at most `prefetch` unacknowledged messages (per consumer: quorum
+    /// queues refuse global QoS).
+    pub async fn consume(
+        &self,
+        route: Route,
+        prefetch: u16,
+        tag: &str,
+    ) -> Result<(Channel, Consumer), BrokerError> {
+        let fail = |e: lapin::Error| self.error(e.to_string());
+        let channel = self.connection.create_channel().await.map_err(fail)?;
+        channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
             .map_err(fail)?;
-        self.channel
+        let consumer = channel
             .basic_consume(
-                self.topology.jobs.as_str().into(),
+                self.topology.queue(route).as_str().into(),
                 tag.into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await
-            .map_err(fail)
+            .map_err(fail)?;
+        Ok((channel, consumer))
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected()
+    }
+
+    /// Close the connection: whatever is still unacknowledged goes back
+    /// to its queue at once.
+    pub async fn close(&self) {
+        let _ = self.connection.close(200, "fanout stopping".into()).await;
+    }
+
+    /// Publish a persistent message straight to a stage's queue.
+    pub async fn send_to(
+        &self,
+        route: Route,
+        body: &[u8],
+        headers: FieldTable,
+    ) -> Result<(), BrokerError> {
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(ShortString::from("application/json"))
+            .with_headers(headers);
+        self.publish_confirmed("", &self.topology.queue(route), true, body, properties)
+            .await
     }
 
     /// Park a message until `due` (unix ms) in the delay tiers: body and
     /// headers kept, the due time added; waits for the confirm.
+    /// The message comes back to the queue of `route`; `extra` headers are
+    /// set on the way (attempt counts, rate-limit slots).
     pub async fn delay(
         &self,
         body: &[u8],
         original: &BasicProperties,
         due_ms: i64,
+        route: Route,
+        extra: &[(&str, AMQPValue)],
     ) -> Result<Duration, BrokerError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let tier = tier_for(Duration::from_millis(
             due_ms.saturating_sub(now_ms).max(0) as u64
         ));
-        let properties = with_headers(original, &[(DUE_HEADER, AMQPValue::LongLongInt(due_ms))]);
+        let mut headers = vec![
+            (DUE_HEADER, AMQPValue::LongLongInt(due_ms)),
+            (ROUTE_HEADER, AMQPValue::LongString(route.name().into())),
+        ];
+        headers.extend(extra.iter().cloned());
+        let properties = with_headers(original, &headers);
         self.publish_confirmed("", &self.topology.delay(tier), true, body, properties)
             .await?;
         Ok(tier)
@@ -340,24 +438,52 @@ fn json_to_amqp(value: &Value) -> AMQPValue {
     }
 }
 
-async fn declare(channel: &Channel, t: &Topology) -> lapin::Result<()> {
+async fn durable_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> lapin::Result<()> {
     channel
         .exchange_declare(
-            t.exchange.as_str().into(),
-            ExchangeKind::Direct,
+            name.into(),
+            kind,
             ExchangeDeclareOptions {
                 durable: true,
                 ..ExchangeDeclareOptions::default()
             },
             FieldTable::default(),
         )
+        .await
+}
+
+async fn declare(channel: &Channel, t: &Topology) -> lapin::Result<()> {
+    durable_exchange(channel, &t.exchange, ExchangeKind::Direct).await?;
+    durable_exchange(channel, &t.returns, ExchangeKind::Headers).await?;
+    channel
+        .queue_declare(
+            t.dead.as_str().into(),
+            QueueDeclareOptions::durable(),
+            quorum(),
+        )
         .await?;
-    for queue in [&t.jobs, &t.dead] {
+    for route in Route::all() {
+        let queue = t.queue(route);
         channel
             .queue_declare(
                 queue.as_str().into(),
                 QueueDeclareOptions::durable(),
                 quorum(),
+            )
+            .await?;
+        let mut args = FieldTable::default();
+        args.insert("x-match".into(), AMQPValue::LongString("all".into()));
+        args.insert(
+            ROUTE_HEADER.into(),
+            AMQPValue::LongString(route.name().into()),
+        );
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                t.returns.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                args,
             )
             .await?;
     }
@@ -369,14 +495,10 @@ async fn declare(channel: &Channel, t: &Topology) -> lapin::Result<()> {
         );
         args.insert(
             "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(t.exchange.as_str().into()),
-        );
-        args.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(JOB_KEY.into()),
+            AMQPValue::LongString(t.returns.as_str().into()),
         );
         // At-least-once dead-lettering: a delayed message is never dropped
-        // between the tier and the jobs queue.
+        // between the tier and the queue it returns to.
         args.insert(
             "x-dead-letter-strategy".into(),
             AMQPValue::LongString("at-least-once".into()),
@@ -425,7 +547,17 @@ mod tests {
     fn names_carry_the_prefix() {
         let t = Topology::new("blue.");
         assert_eq!(t.delay(Duration::from_secs(120)), "blue.fanout.delay.2m");
-        assert_eq!(t.queues().len(), 2 + DELAY_TIERS.len());
+        assert_eq!(
+            t.queues().len(),
+            3 + ChannelKind::ALL.len() + DELAY_TIERS.len()
+        );
+        assert_eq!(
+            t.queue(Route::Deliver(ChannelKind::Email)),
+            "blue.fanout.deliver.email"
+        );
+        for route in Route::all() {
+            assert_eq!(Route::parse(&route.name()), Some(route));
+        }
         assert!(t.queues().iter().all(|q| q.starts_with("blue.fanout.")));
     }
 }

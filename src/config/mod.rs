@@ -17,6 +17,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::channels::{ChannelConfig, ChannelKind};
+use crate::deliver::rate::RateLimit;
 use crate::deliver::retry::RetryPolicy;
 use crate::secret::Secret;
 pub use reader::{ConfigError, ConfigErrors};
@@ -122,6 +123,8 @@ pub struct Destination {
     pub name: String,
     pub channel: ChannelConfig,
     pub retry: RetryPolicy,
+    /// Sends allowed per period, kept by fanout (`rate = "20/min"`).
+    pub rate: Option<RateLimit>,
     /// A folder whose files override the channel's default templates.
     pub template: Option<PathBuf>,
 }
@@ -569,6 +572,16 @@ fn read_destination(name: &str, d: &Section) -> Option<Destination> {
             }
         });
     let max_attempts = d.integer("max_attempts", 1, 100);
+    let max_age = d.span("max_age");
+    let rate = d
+        .string("rate")
+        .and_then(|text| match RateLimit::parse(&text) {
+            Ok(rate) => Some(rate),
+            Err(message) => {
+                d.error("rate", message, Some("e.g. rate = \"20/min\""));
+                None
+            }
+        });
     let template = d.string("template").map(PathBuf::from);
     let Some(kind) = kind else {
         // Without a channel its keys cannot be judged; don't report them all.
@@ -587,12 +600,14 @@ fn read_destination(name: &str, d: &Section) -> Option<Destination> {
     let channel = ChannelConfig::read(kind, d)?;
     let retry = RetryPolicy {
         max_attempts: max_attempts.map_or(RetryPolicy::default().max_attempts, |n| n as u32),
+        max_age: max_age.map_or(RetryPolicy::default().max_age, |s| s.0),
         ..RetryPolicy::default()
     };
     Some(Destination {
         name: name.to_string(),
         channel,
         retry,
+        rate,
         template,
     })
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::retry::RetryPolicy;
-use super::{Delivery, Outcome};
+use super::{Delivery, Outcome, Reason, SendError, Sent};
 use crate::channels::{BuildContext, Channel};
 use crate::check::CheckRow;
 use crate::config::Config;
@@ -108,6 +108,20 @@ impl Destinations {
                     }
                 }
             }
+        }
+    }
+
+    /// One attempt, no retry: the worker parks retries in the broker.
+    pub async fn send_once(&self, delivery: &Delivery) -> Result<Sent, SendError> {
+        match self.built.get(delivery.destination()) {
+            Some(built) => built.channel.send(delivery).await,
+            None => Err(SendError::permanent(
+                Reason::Client,
+                format!(
+                    "destination {:?} is not in this worker's config",
+                    delivery.destination()
+                ),
+            )),
         }
     }
 

@@ -6,6 +6,7 @@
 //! again can help. The retry arithmetic lives in [`retry`], not in channels.
 
 pub mod destinations;
+pub mod rate;
 pub mod retry;
 
 use std::fmt;
@@ -56,6 +57,8 @@ pub struct ChartImage {
     pub png: Option<Arc<Vec<u8>>>,
     /// A signed URL to the stored PNG, where storage is configured.
     pub url: Option<String>,
+    /// The storage key of the PNG, where storage is configured.
+    pub key: Option<String>,
     /// The panel itself (Grafana), for people who want to dig in.
     pub link: Option<String>,
     /// Why there is no PNG; the alert goes out without it.

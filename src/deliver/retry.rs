@@ -17,6 +17,9 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// No computed wait is longer than this.
     pub cap: Duration,
+    /// No attempt starts later than this after the first one: a page that
+    /// could not go out for this long is dead-lettered, not sent stale.
+    pub max_age: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -25,11 +28,25 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base: Duration::from_secs(1),
             cap: Duration::from_secs(600),
+            max_age: Duration::from_secs(3600),
         }
     }
 }
 
 impl RetryPolicy {
+    /// Like [`Self::next_delay`], also giving up when the next attempt
+    /// would start more than `max_age` after the first (`age` is the time
+    /// since the first attempt).
+    pub fn next_delay_within(
+        &self,
+        attempt: u32,
+        age: Duration,
+        error: &SendError,
+    ) -> Option<Duration> {
+        self.next_delay(attempt, error)
+            .filter(|wait| age.saturating_add(*wait) <= self.max_age)
+    }
+
     /// The wait before attempt `attempt + 1`, or `None` when the error is
     /// permanent or `attempt` was the last one allowed.
     pub fn next_delay(&self, attempt: u32, error: &SendError) -> Option<Duration> {
@@ -60,6 +77,7 @@ mod tests {
             max_attempts: 4,
             base: Duration::from_secs(2),
             cap: Duration::from_secs(10),
+            max_age: Duration::from_secs(60),
         }
     }
 
@@ -74,6 +92,16 @@ mod tests {
             );
         }
         assert_eq!(policy().next_delay(4, &err), None);
+    }
+
+    #[test]
+    fn no_attempt_starts_past_the_max_age() {
+        let err = SendError::retry(Reason::Server, "503");
+        let p = policy();
+        assert!(p
+            .next_delay_within(1, Duration::from_secs(10), &err)
+            .is_some());
+        assert_eq!(p.next_delay_within(1, Duration::from_secs(59), &err), None);
     }
 
     #[test]

@@ -105,7 +105,10 @@ async fn one_chart(
         Ok(png) => {
             if let Some(storage) = storage {
                 match storage.put(&png).await {
-                    Ok(stored) => image.url = Some(stored.url),
+                    Ok(stored) => {
+                        image.url = Some(stored.url);
+                        image.key = Some(stored.key);
+                    }
                     // The PNG still goes inline; only the link is missing.
                     Err(e) => {
                         warn!(message = "Chart not stored.", job = %job.id, chart = index, error = %e)

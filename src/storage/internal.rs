@@ -129,6 +129,16 @@ impl ImageStore for InternalStore {
         })
     }
 
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        if !valid_key(key) {
+            return Err(StorageError::new(format!("{key:?} is not an image key")));
+        }
+        let path = self.path(key);
+        tokio::fs::read(&path)
+            .await
+            .map_err(|e| StorageError::new(format!("cannot read {}: {e}", path.display())))
+    }
+
     async fn check(&self) -> CheckRow {
         let component = "storage internal";
         let target = self.dir.display().to_string();

@@ -53,6 +53,13 @@ pub trait ImageStore {
         png: &[u8],
     ) -> impl std::future::Future<Output = Result<Stored, StorageError>> + Send;
 
+    /// The PNG stored under `key` (from [`Stored::key`]): delivery workers
+    /// fetch what a render worker stored, so no PNG rides in a message.
+    fn get(
+        &self,
+        key: &str,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, StorageError>> + Send;
+
     /// A real round trip for `fanout check`: store, fetch through the URL,
     /// compare, clean up.
     fn check(&self) -> impl std::future::Future<Output = CheckRow> + Send;
@@ -81,6 +88,13 @@ impl Storage {
         match self {
             Storage::Internal(s) => s.put(png).await,
             Storage::S3(s) => s.put(png).await,
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        match self {
+            Storage::Internal(s) => s.get(key).await,
+            Storage::S3(s) => s.get(key).await,
         }
     }
 

@@ -178,6 +178,25 @@ impl ImageStore for S3Store {
         Ok(Stored { key, url })
     }
 
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        let object = self.object_key(key);
+        let what = format!("get {}", self.s3_url(&object));
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&object)
+            .send()
+            .await
+            .map_err(|e| Failure::from_sdk(&what, e).into_storage_error())?;
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::new(format!("{what}: {e}")))?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
     async fn check(&self) -> CheckRow {
         match self.round_trip().await {
             Ok(()) => CheckRow::ok(

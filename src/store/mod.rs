@@ -73,6 +73,19 @@ impl Store {
         }
     }
 
+    /// Reserve the next send slot (unix ms) of a rate-limited destination.
+    pub async fn reserve_slot(
+        &self,
+        name: &str,
+        limit: crate::deliver::rate::RateLimit,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.reserve_slot(name, limit, now_ms).await,
+            Store::Redis(s) => s.reserve_slot(name, limit, now_ms).await,
+        }
+    }
+
     /// Remove an entry (the check's probe).
     pub async fn forget(&self, key: &DeliveryKey) -> Result<(), StoreError> {
         match self {

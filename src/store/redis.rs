@@ -4,6 +4,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use super::{DeliveryKey, StoreError, REMEMBER_SECS};
+use crate::deliver::rate::{RateLimit, REDIS_RESERVE};
 
 pub struct RedisStore {
     shown: String,
@@ -63,5 +64,23 @@ impl RedisStore {
             .await
             .map_err(|e| StoreError(e.to_string()))?;
         Ok(())
+    }
+
+    /// Reserve the next send slot of `name`, atomically in Redis.
+    pub async fn reserve_slot(
+        &self,
+        name: &str,
+        limit: RateLimit,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.conn.clone();
+        redis::Script::new(REDIS_RESERVE)
+            .key(format!("fanout:rate:{name}"))
+            .arg(now_ms)
+            .arg(limit.count)
+            .arg(limit.period.as_millis() as i64)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| StoreError(e.to_string()))
     }
 }

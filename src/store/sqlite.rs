@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{DeliveryKey, StoreError};
+use crate::deliver::rate::{next_slot, push_slot, RateLimit};
 
 pub struct SqliteStore {
     path: String,
@@ -32,6 +33,10 @@ impl SqliteStore {
             // that was committed.
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(err)?;
+            // In WAL mode NORMAL survives a crash of any process; only a
+            // power cut may lose the last commits.
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(err)?;
             conn.busy_timeout(std::time::Duration::from_secs(5))
                 .map_err(err)?;
             conn.execute_batch(
@@ -42,6 +47,10 @@ impl SqliteStore {
                     sent_at INTEGER NOT NULL,
                     detail TEXT NOT NULL,
                     PRIMARY KEY (job_id, step, destination)
+                );
+                CREATE TABLE IF NOT EXISTS rate_slots (
+                    name TEXT PRIMARY KEY,
+                    recent TEXT NOT NULL
                 )",
             )
             .map_err(err)?;
@@ -107,6 +116,42 @@ impl SqliteStore {
                 params![key.job_id, key.step as i64, key.destination],
             )
             .map(|_| ())
+        })
+        .await
+    }
+
+    /// Reserve the next send slot of `name` (see [`crate::deliver::rate`]);
+    /// one immediate transaction, so processes sharing the file agree.
+    pub async fn reserve_slot(
+        &self,
+        name: &str,
+        limit: RateLimit,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let name = name.to_string();
+        self.with(move |c| {
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            let stored: Option<String> = tx
+                .query_row(
+                    "SELECT recent FROM rate_slots WHERE name = ?1",
+                    params![name],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let mut recent: Vec<i64> = stored
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default();
+            let slot = next_slot(&recent, limit, now_ms);
+            push_slot(&mut recent, slot, limit);
+            let recent = serde_json::to_string(&recent).unwrap_or_else(|_| "[]".into());
+            tx.execute(
+                "INSERT INTO rate_slots (name, recent) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET recent = excluded.recent",
+                params![name, recent],
+            )?;
+            tx.commit()?;
+            Ok(slot)
         })
         .await
     }

@@ -37,6 +37,7 @@ async fn start(url_ttl: &str) -> Served {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let state = HttpState {
         images: Some(store.clone()),
+        ..HttpState::default()
     };
     tokio::spawn(serve(listener, state, async move {
         let _ = rx.await;

@@ -258,7 +258,7 @@ fn a_celery_countdown_waits_in_the_broker_not_in_the_worker() {
     wait_for("the job to be parked", Duration::from_secs(10), || {
         worker
             .log_text()
-            .contains("Parked a job in a delay tier.")
+            .contains("Parked in a delay tier.")
             .then_some(())
     });
     let _ = worker.child.kill();

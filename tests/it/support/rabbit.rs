@@ -131,12 +131,11 @@ impl Drop for Declared {
                     .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                     .await;
             }
-            let _ = ch
-                .exchange_delete(
-                    format!("{prefix}fanout").as_str().into(),
-                    ExchangeDeleteOptions::default(),
-                )
-                .await;
+            for x in fanout::broker::Topology::new(&prefix).exchanges() {
+                let _ = ch
+                    .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+                    .await;
+            }
         });
     }
 }

@@ -1,0 +1,427 @@
+//! `fanout worker`: the pipeline on RabbitMQ.
+//!
+//! ```text
+//! fanout.jobs ─[escalate]─▶ fanout.render ─[render]─▶ fanout.deliver.<channel> ─[deliver]─▶ vendor
+//!        │ not yet due / retry: fanout.delay.<tier> ─▶ back where it came from
+//!        └ malformed, invalid, permanent failure, attempts spent: fanout.dead
+//! ```
+//!
+//! Each stage reads one message and says what becomes of it
+//! ([`Disposition`]); this module carries that out. A message is acked only
+//! once its outcome is durable: delivered and recorded, or every message it
+//! turned into (next stage, delay, dead letter) confirmed by the broker.
+//! Otherwise it is handed back (nack, requeue), and the notification log
+//! keeps a second run from sending twice.
+//!
+//! The worker reconnects with backoff when the broker goes away; work in
+//! flight on the lost connection is redelivered by the broker. On shutdown
+//! it stops consuming, hands back what it had not started, finishes what
+//! it had for at most [`DRAIN`], and closes the connection.
+
+pub mod deliver;
+pub mod escalate;
+pub mod message;
+pub mod pool;
+pub mod render;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use lapin::message::Delivery as AmqpMessage;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::broker::{headers_to_json, Broker, BrokerError, Route, DUE_HEADER};
+use crate::config::{BrokerConfig, Config};
+use crate::deliver::destinations::Destinations;
+use crate::deliver::ChartImage;
+use crate::job::Job;
+use crate::metrics::Metrics;
+use crate::render::Charts;
+use crate::store::Store;
+use message::DeliveryOrder;
+use pool::{Pool, Stage};
+
+/// How long in-flight messages may finish after a shutdown signal.
+pub const DRAIN: Duration = Duration::from_secs(30);
+
+/// When the job entered fanout (unix ms), for the latency histogram.
+pub const ENQUEUED_HEADER: &str = "fanout-enqueued";
+
+/// Where the worker keeps its notification log when `[store]` is not set.
+pub const DEFAULT_STORE: &str = "sqlite://fanout-state.sqlite";
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// What every stage reads from: the config and everything built from it.
+pub struct Context {
+    pub config: Config,
+    pub pool: Pool,
+    pub destinations: Destinations,
+    pub charts: Charts,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A message to publish to a stage's queue.
+pub struct Outgoing {
+    pub route: Route,
+    pub body: Vec<u8>,
+    pub headers: FieldTable,
+}
+
+/// What becomes of one message.
+pub enum Disposition {
+    /// Finished: ack.
+    Done,
+    /// Publish these (confirmed), then ack.
+    Forward(Vec<Outgoing>),
+    /// Not yet: wait in the delay tiers until `due_ms`, then come back to
+    /// the same queue with `headers` set.
+    Later {
+        due_ms: i64,
+        headers: Vec<(&'static str, AMQPValue)>,
+    },
+    /// Copy to `fanout.dead` with the reason (confirmed), then ack.
+    Dead {
+        stage: &'static str,
+        /// A bounded label for metrics.
+        label: String,
+        reason: String,
+    },
+}
+
+impl Disposition {
+    pub fn dead(stage: &'static str, label: impl Into<String>, reason: impl Into<String>) -> Self {
+        Disposition::Dead {
+            stage,
+            label: label.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn later(due_ms: i64) -> Self {
+        Disposition::Later {
+            due_ms,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A message's headers as JSON.
+pub fn headers_of(message: &AmqpMessage) -> Map<String, Value> {
+    message
+        .properties
+        .headers()
+        .as_ref()
+        .map(headers_to_json)
+        .unwrap_or_default()
+}
+
+fn enqueued_header(ms: i64) -> FieldTable {
+    let mut headers = FieldTable::default();
+    headers.insert(ENQUEUED_HEADER.into(), AMQPValue::LongLongInt(ms));
+    headers
+}
+
+/// One delivery message per target of the job's first notify step.
+fn deliveries(ctx: &Context, job: &Job, charts: &[ChartImage], enqueued: i64) -> Vec<Outgoing> {
+    let step = crate::plan::first_notify(job).unwrap_or(0);
+    crate::plan::plan(job, step)
+        .into_iter()
+        .filter_map(|planned| {
+            // Validation checked every destination against this config.
+            let kind = ctx
+                .config
+                .destinations
+                .get(&planned.target.destination)?
+                .kind();
+            Some(Outgoing {
+                route: Route::Deliver(kind),
+                body: DeliveryOrder::new(job, planned, charts).encode(),
+                headers: enqueued_header(enqueued),
+            })
+        })
+        .collect()
+}
+
+impl Context {
+    /// Build everything the pool's stages need. Chromium starts at the
+    /// first render, so delivery-only pools never start it.
+    pub async fn build(
+        config: Config,
+        pool: Pool,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, WorkerError> {
+        let destinations = Destinations::build(&config, None).map_err(WorkerError::Setup)?;
+        let charts = Charts::from_config(&config)
+            .await
+            .map_err(|e| WorkerError::Setup(format!("storage: {e}")))?;
+        let url = match &config.store {
+            Some(s) => s.url.clone(),
+            None => {
+                info!(
+                    message =
+                        "No [store] set; keeping the notification log in the working directory.",
+                    url = DEFAULT_STORE
+                );
+                crate::secret::Secret::new(DEFAULT_STORE.to_string())
+            }
+        };
+        let store = Store::open(&url)
+            .await
+            .map_err(|e| WorkerError::Setup(e.to_string()))?;
+        Ok(Self {
+            config,
+            pool,
+            destinations,
+            charts,
+            store,
+            metrics,
+        })
+    }
+
+    /// The queues this pool consumes.
+    fn routes(&self) -> Vec<Route> {
+        let mut routes = Vec::new();
+        if self.pool.runs(Stage::Escalate) {
+            routes.push(Route::Jobs);
+        }
+        if self.pool.runs(Stage::Render) {
+            routes.push(Route::Render);
+        }
+        if self.pool.runs(Stage::Deliver) {
+            routes.extend(self.pool.channels.iter().map(|k| Route::Deliver(*k)));
+        }
+        routes
+    }
+}
+
+/// Run until `shutdown` resolves, reconnecting whenever the broker goes
+/// away; `ready` is true while connected and consuming.
+pub async fn run(
+    ctx: Context,
+    broker_config: &BrokerConfig,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    let ctx = Arc::new(ctx);
+    let slots = Arc::new(Semaphore::new(ctx.pool.concurrency));
+    let tag = format!("fanout-{}", std::process::id());
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(500);
+    let mut first = true;
+    loop {
+        let broker = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            b = Broker::connect(broker_config) => b,
+        };
+        let broker = match broker {
+            Ok(b) => Arc::new(b),
+            // A worker that never connected says so and stops: the config
+            // is likely wrong. Once it has run, it keeps trying.
+            Err(e) if first => return Err(e.into()),
+            Err(e) => {
+                warn!(message = "Broker unreachable; retrying.", error = %e, in_secs = backoff.as_secs_f64());
+                tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        first = false;
+        let ended = consume(&ctx, &broker, &slots, &tag, &ready, &mut shutdown).await;
+        ready.store(false, Ordering::SeqCst);
+        ctx.metrics.connected.set(0);
+        match ended {
+            Ok(()) => {
+                drain(&ctx, &slots).await;
+                // What is still unacked goes back to its queue now.
+                broker.close().await;
+                return Ok(());
+            }
+            Err(e) => {
+                warn!(message = "Lost the broker; reconnecting. Unacked messages will be redelivered.", error = %e);
+                backoff = Duration::from_millis(500);
+            }
+        }
+    }
+}
+
+/// Let what is running finish, for at most [`DRAIN`].
+async fn drain(ctx: &Context, slots: &Semaphore) {
+    info!(
+        message = "Shutting down; finishing messages in flight.",
+        in_flight = ctx.pool.concurrency - slots.available_permits()
+    );
+    // Every running message holds a permit: all permits back = all done.
+    let drained =
+        tokio::time::timeout(DRAIN, slots.acquire_many(ctx.pool.concurrency as u32)).await;
+    if drained.is_err() {
+        warn!(message = "Grace period over; the broker gets the rest back.");
+    }
+}
+
+/// Consume on one connection until shutdown (`Ok`) or until it is lost.
+async fn consume(
+    ctx: &Arc<Context>,
+    broker: &Arc<Broker>,
+    slots: &Arc<Semaphore>,
+    tag: &str,
+    ready: &AtomicBool,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<(), BrokerError> {
+    let mut channels = Vec::new();
+    let mut streams = Vec::new();
+    for route in ctx.routes() {
+        let (channel, consumer) = broker.consume(route, ctx.pool.prefetch, tag).await?;
+        channels.push(channel);
+        streams.push(consumer.map(move |m| (route, m)).boxed());
+    }
+    let mut merged = futures::stream::select_all(streams);
+    ready.store(true, Ordering::SeqCst);
+    ctx.metrics.connected.set(1);
+    info!(message = "Worker consuming.", queues = ?ctx.routes().iter().map(|r| broker.topology.queue(*r)).collect::<Vec<_>>(), prefetch = ctx.pool.prefetch, concurrency = ctx.pool.concurrency);
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.as_mut() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let next = tokio::select! {
+            _ = shutdown.as_mut() => break,
+            next = merged.next() => next,
+        };
+        match next {
+            Some((route, Ok(message))) => {
+                let (ctx, broker) = (ctx.clone(), broker.clone());
+                tokio::spawn(async move {
+                    handle(&ctx, &broker, route, message).await;
+                    drop(permit);
+                });
+            }
+            Some((_, Err(e))) => return Err(broker_error(broker, e)),
+            None => return Err(broker_error(broker, "the broker closed the consumers")),
+        }
+    }
+    // Stop deliveries, then hand back what arrived but was not started.
+    for channel in &channels {
+        let _ = channel
+            .basic_cancel(tag.into(), BasicCancelOptions::default())
+            .await;
+    }
+    let mut handed_back = 0;
+    while let Some(Some((_, Ok(message)))) = merged.next().now_or_never() {
+        let _ = message.nack(requeue()).await;
+        handed_back += 1;
+    }
+    if handed_back > 0 {
+        info!(
+            message = "Handed back messages not yet started.",
+            count = handed_back
+        );
+    }
+    Ok(())
+}
+
+fn broker_error(broker: &Broker, e: impl std::fmt::Display) -> BrokerError {
+    BrokerError {
+        shown: broker.shown().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn requeue() -> BasicNackOptions {
+    BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    }
+}
+
+async fn handle(ctx: &Context, broker: &Broker, route: Route, message: AmqpMessage) {
+    ctx.metrics.in_flight.inc();
+    let due = headers_of(&message)
+        .get(DUE_HEADER)
+        .and_then(Value::as_i64)
+        .filter(|due| *due > chrono::Utc::now().timestamp_millis() + 250);
+    let disposition = match (due, route) {
+        // Still early: one more hop through the tiers.
+        (Some(due_ms), _) => Disposition::later(due_ms),
+        (None, Route::Jobs) => escalate::handle(ctx, &message).await,
+        (None, Route::Render) => render::handle(ctx, &message).await,
+        (None, Route::Deliver(_)) => deliver::handle(ctx, &message).await,
+    };
+    settle(ctx, broker, route, &message, disposition).await;
+    ctx.metrics.in_flight.dec();
+}
+
+/// Carry out a disposition: publish what it asks for, then ack; if any
+/// publish fails, hand the message back instead.
+async fn settle(
+    ctx: &Context,
+    broker: &Broker,
+    route: Route,
+    message: &AmqpMessage,
+    disposition: Disposition,
+) {
+    let moved = match disposition {
+        Disposition::Done => Ok(()),
+        Disposition::Forward(outgoing) => {
+            let sends = outgoing
+                .into_iter()
+                .map(|o| async move { broker.send_to(o.route, &o.body, o.headers).await });
+            futures::future::join_all(sends)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>, _>>()
+                .map(drop)
+        }
+        Disposition::Later { due_ms, headers } => broker
+            .delay(&message.data, &message.properties, due_ms, route, &headers)
+            .await
+            .map(|tier| {
+                info!(message = "Parked in a delay tier.", route = %route.name(), tier = %humantime::format_duration(tier), due_ms);
+            }),
+        Disposition::Dead {
+            stage,
+            label,
+            reason,
+        } => {
+            warn!(message = "Dead-lettering a message.", stage, %reason);
+            ctx.metrics.dead(stage, label);
+            broker
+                .dead_letter(&message.data, &message.properties, stage, &reason)
+                .await
+        }
+    };
+    let settled = match moved {
+        Ok(()) => message.ack(BasicAckOptions::default()).await,
+        Err(e) => {
+            warn!(message = "Could not pass the message on; handing it back.", error = %e);
+            // Not at once: whatever failed (the broker, the store) gets a
+            // moment before the message comes round again.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            message.nack(requeue()).await
+        }
+    };
+    if let Err(e) = settled {
+        warn!(message = "Could not settle a message; the broker will redeliver it.", error = %e);
+    }
+}

@@ -1,0 +1,39 @@
+//! The `render` stage (`fanout.render`): draw a job's charts once, store
+//! them, and fan the job out to one delivery message per target. A chart
+//! that cannot be drawn never holds the alert back.
+
+use std::time::Instant;
+
+use lapin::message::Delivery as AmqpMessage;
+
+use super::{headers_of, Context, Disposition};
+use crate::job::decode::decode_job;
+use crate::metrics::RenderLabels;
+
+pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
+    let job = match decode_job(&message.data) {
+        Ok(job) => job,
+        Err(e) => return Disposition::dead("render", "malformed", e.to_string()),
+    };
+    let started = Instant::now();
+    let charts = ctx.charts.for_job(&job).await;
+    ctx.metrics
+        .render_seconds
+        .observe(started.elapsed().as_secs_f64());
+    for chart in &charts {
+        let outcome = if chart.png.is_some() {
+            "rendered"
+        } else {
+            "failed"
+        };
+        ctx.metrics
+            .renders
+            .get_or_create(&RenderLabels { outcome })
+            .inc();
+    }
+    let enqueued = headers_of(message)
+        .get(super::ENQUEUED_HEADER)
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    Disposition::Forward(super::deliveries(ctx, &job, &charts, enqueued))
+}
