@@ -176,7 +176,13 @@ impl Broker {
         };
         let connection = tokio::time::timeout(
             std::time::Duration::from_secs(10),
-            Connection::connect(config.url.expose(), ConnectionProperties::default()),
+            Connection::connect(
+                config.url.expose(),
+                // The name operators (and tests) find it by in RabbitMQ.
+                ConnectionProperties::default().with_connection_name(
+                    format!("fanout {}pid {}", config.prefix, std::process::id()).into(),
+                ),
+            ),
         )
         .await
         .map_err(|_| BrokerError {

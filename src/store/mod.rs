@@ -57,6 +57,15 @@ impl Store {
         redis::RedisStore::open(url).await.map(Store::Redis)
     }
 
+    /// Open with every shared key under `namespace` (the broker prefix):
+    /// two deployments on one Redis do not see each other's entries.
+    pub async fn open_in(url: &Secret, namespace: &str) -> Result<Self, StoreError> {
+        Ok(match Self::open(url).await? {
+            Store::Redis(r) => Store::Redis(r.with_namespace(namespace)),
+            other => other,
+        })
+    }
+
     /// The detail recorded when this delivery was sent, if it was.
     pub async fn was_sent(&self, key: &DeliveryKey) -> Result<Option<String>, StoreError> {
         match self {

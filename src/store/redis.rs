@@ -8,6 +8,9 @@ use crate::deliver::rate::{RateLimit, REDIS_RESERVE};
 
 pub struct RedisStore {
     shown: String,
+    /// Put before every key: deployments sharing a Redis (their broker
+    /// `prefix`) keep apart logs and rate limits.
+    namespace: String,
     conn: ConnectionManager,
 }
 
@@ -22,7 +25,11 @@ impl RedisStore {
         .await
         .map_err(|_| StoreError(format!("{shown}: no answer within 10s")))?
         .map_err(|e| StoreError(format!("{shown}: {e}")))?;
-        Ok(Self { shown, conn })
+        Ok(Self {
+            shown,
+            namespace: String::new(),
+            conn,
+        })
     }
 
     /// The URL without its password.
@@ -30,17 +37,23 @@ impl RedisStore {
         &self.shown
     }
 
-    fn key(key: &DeliveryKey) -> String {
+    /// Keys start with `namespace` from now on.
+    pub fn with_namespace(mut self, namespace: &str) -> Self {
+        self.namespace = namespace.to_string();
+        self
+    }
+
+    fn key(&self, key: &DeliveryKey) -> String {
         // Job ids and destination names are restricted to `[A-Za-z0-9._:@-]`.
         format!(
-            "fanout:sent:{}:{}:{}",
-            key.job_id, key.step, key.destination
+            "{}fanout:sent:{}:{}:{}",
+            self.namespace, key.job_id, key.step, key.destination
         )
     }
 
     pub async fn was_sent(&self, key: &DeliveryKey) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn.clone();
-        conn.get(Self::key(key))
+        conn.get(self.key(key))
             .await
             .map_err(|e| StoreError(e.to_string()))
     }
@@ -51,7 +64,7 @@ impl RedisStore {
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::EX(REMEMBER_SECS));
         let _: Option<String> = conn
-            .set_options(Self::key(key), detail, options)
+            .set_options(self.key(key), detail, options)
             .await
             .map_err(|e| StoreError(e.to_string()))?;
         Ok(())
@@ -60,7 +73,7 @@ impl RedisStore {
     pub async fn forget(&self, key: &DeliveryKey) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: i64 = conn
-            .del(Self::key(key))
+            .del(self.key(key))
             .await
             .map_err(|e| StoreError(e.to_string()))?;
         Ok(())
@@ -75,7 +88,7 @@ impl RedisStore {
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn.clone();
         redis::Script::new(REDIS_RESERVE)
-            .key(format!("fanout:rate:{name}"))
+            .key(format!("{}fanout:rate:{name}", self.namespace))
             .arg(now_ms)
             .arg(limit.count)
             .arg(limit.period.as_millis() as i64)

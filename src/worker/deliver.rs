@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use lapin::message::Delivery as AmqpMessage;
 use lapin::types::AMQPValue;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::message::DeliveryOrder;
 use super::{headers_of, Context, Disposition};
@@ -86,6 +86,10 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
         }
     }
     let delivery = order.into_delivery(ctx.charts.storage(), attempt).await;
+    // With "Delivered." below, this brackets the one window in which a
+    // crash can cause a duplicate: sent, not yet recorded.
+    let id = format!("{}/{}/{}", key.job_id, key.step, key.destination);
+    debug!(message = "Sending.", delivery = %id, attempt);
     let result = ctx.destinations.send_once(&delivery).await;
     let latency = (chrono::Utc::now().timestamp_millis() - enqueued).max(0) as f64 / 1000.0;
     match result {
@@ -93,7 +97,7 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
             if let Err(e) = ctx.store.record_sent(&key, &sent.detail).await {
                 warn!(message = "Sent, but not recorded: a redelivery may send it again.", job = %key.job_id, destination = %name, error = %e);
             }
-            info!(message = "Delivered.", job = %key.job_id, destination = %name, channel, attempt, detail = %sent.detail);
+            info!(message = "Delivered.", delivery = %id, channel, attempt, detail = %sent.detail);
             ctx.metrics.delivery(channel, &name, "delivered");
             ctx.metrics
                 .delivery_seconds

@@ -181,7 +181,8 @@ impl Context {
                 crate::secret::Secret::new(DEFAULT_STORE.to_string())
             }
         };
-        let store = Store::open(&url)
+        let namespace = config.broker.as_ref().map_or("", |b| b.prefix.as_str());
+        let store = Store::open_in(&url, namespace)
             .await
             .map_err(|e| WorkerError::Setup(e.to_string()))?;
         Ok(Self {

@@ -4,6 +4,7 @@
 mod broker;
 mod celery;
 mod config;
+mod delivery;
 mod email;
 mod examples;
 mod jobs;

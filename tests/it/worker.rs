@@ -2,128 +2,13 @@
 //! delivered; malformed and invalid ones land in `fanout.dead` with their
 //! reason while the worker goes on; SIGTERM stops it cleanly.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use lapin::types::AMQPValue;
 use lapin::BasicProperties;
 
-use crate::support::celery::celery_message;
-use crate::support::rabbit::{Declared, URL};
-use crate::support::receiver::Receiver;
+use crate::support::worker::{header, job, publish_celery, setup, Setup, WorkerProcess};
 use crate::support::{fanout_in, wait_for, write_file};
-
-struct WorkerProcess {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl WorkerProcess {
-    fn start(dir: &std::path::Path, cfg: &str) -> Self {
-        let log = dir.join("worker.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_fanout"))
-            .args(["worker", "--config", cfg])
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn fanout worker");
-        let w = Self { child, log };
-        wait_for("the worker to consume", Duration::from_secs(30), || {
-            w.log_text().contains("Worker consuming.").then_some(())
-        });
-        w
-    }
-
-    fn log_text(&self) -> String {
-        let mut s = String::new();
-        let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut s));
-        s
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn job(id: &str, destination: &str) -> String {
-    format!(
-        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"g","title":"t"}},"targets":[{{"destination":"{destination}"}}]}}"#
-    )
-}
-
-fn header(props: &BasicProperties, name: &str) -> String {
-    match props.headers().as_ref().and_then(|h| h.inner().get(name)) {
-        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// A test's broker prefix, webhook receiver, directory and config.
-struct Setup {
-    declared: Declared,
-    receiver: Receiver,
-    dir: tempfile::TempDir,
-    cfg: String,
-}
-
-/// Everything a worker test needs, with `first` already enqueued (which
-/// declares the topology before the worker starts).
-fn setup(store: bool, first: &str) -> Setup {
-    let declared = Declared::new();
-    let receiver = Receiver::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let extra = if store {
-        "[store]\nurl = \"sqlite://state.db\"\n"
-    } else {
-        ""
-    };
-    let cfg = worker_config(dir.path(), &declared, &receiver, extra);
-    let path = write_file(dir.path(), "first.json", &job(first, "hook"));
-    fanout_in(dir.path(), &["enqueue", &path, "--config", &cfg], None, &[]).assert_code(0);
-    Setup {
-        declared,
-        receiver,
-        dir,
-        cfg,
-    }
-}
-
-/// A config with the test's broker prefix and a webhook to `receiver`.
-fn worker_config(
-    dir: &std::path::Path,
-    declared: &Declared,
-    receiver: &Receiver,
-    extra: &str,
-) -> String {
-    write_file(
-        dir,
-        "fanout.toml",
-        &format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n\n[broker]\nurl = \"{URL}\"\nprefix = \"{}\"\n\n{extra}\n\
-             [destinations.hook]\nchannel = \"webhook\"\nurl = \"{}\"\ntimeout = \"5s\"\n",
-            declared.prefix, receiver.url
-        ),
-    )
-}
-
-/// Build a Celery v2 message for `job` with the real Celery client and
-/// publish it as Celery would.
-fn publish_celery(declared: &Declared, job: &str, args: &[&str]) {
-    let m = celery_message(job, args);
-    declared.publish_raw(
-        m.body,
-        BasicProperties::default()
-            .with_headers(fanout::broker::json_to_headers(&m.headers))
-            .with_content_type(m.content_type.as_str().into())
-            .with_content_encoding(m.content_encoding.as_str().into()),
-    );
-}
 
 #[test]
 fn the_worker_delivers_good_jobs_and_dead_letters_bad_ones() {

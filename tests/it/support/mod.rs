@@ -7,6 +7,7 @@ pub mod rabbit;
 pub mod receiver;
 pub mod s3;
 pub mod smtp;
+pub mod worker;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

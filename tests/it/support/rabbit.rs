@@ -95,6 +95,53 @@ impl Declared {
         })
     }
 
+    /// Publish many raw messages to the exchange (key `job`), confirmed.
+    pub fn publish_many(&self, messages: Vec<(Vec<u8>, BasicProperties)>) {
+        let exchange = format!("{}fanout", self.prefix);
+        Self::run(async move {
+            let conn = Connection::connect(URL, ConnectionProperties::default())
+                .await
+                .unwrap();
+            let ch = conn.create_channel().await.unwrap();
+            ch.confirm_select(Default::default()).await.unwrap();
+            for (body, props) in messages {
+                ch.basic_publish(
+                    exchange.as_str().into(),
+                    "job".into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    props,
+                )
+                .await
+                .unwrap();
+            }
+            ch.wait_for_confirms().await.unwrap();
+        })
+    }
+
+    /// How many messages wait in the prefix's queue `name` (e.g. `fanout.dead`).
+    pub fn count(&self, name: &str) -> u32 {
+        let queue = format!("{}{name}", self.prefix);
+        Self::run(async move {
+            let conn = Connection::connect(URL, ConnectionProperties::default())
+                .await
+                .unwrap();
+            let ch = conn.create_channel().await.unwrap();
+            let q = ch
+                .queue_declare(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+            q.message_count()
+        })
+    }
+
     fn get(&self, queue: String) -> Option<(Vec<u8>, BasicProperties)> {
         Self::run(async move {
             let conn = Connection::connect(URL, ConnectionProperties::default())

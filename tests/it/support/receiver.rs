@@ -18,6 +18,8 @@ pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
+    /// What the receiver answered.
+    pub status: u16,
 }
 
 /// A status to answer with, and a `Retry-After` value to send along.
@@ -79,18 +81,19 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
-    shared.got.lock().unwrap().push(Received {
-        path: uri.path().to_string(),
-        headers,
-        body,
-        at: Instant::now(),
-    });
     let (status, retry_after) = shared
         .script
         .lock()
         .unwrap()
         .pop_front()
         .unwrap_or((200, None));
+    shared.got.lock().unwrap().push(Received {
+        path: uri.path().to_string(),
+        headers,
+        body,
+        at: Instant::now(),
+        status,
+    });
     let mut out = HeaderMap::new();
     if let Some(v) = retry_after {
         out.insert("retry-after", v.parse().unwrap());
