@@ -9,6 +9,7 @@ mod email;
 mod examples;
 mod jobs;
 mod render;
+mod resilience;
 mod secrets;
 mod storage_internal;
 mod storage_s3;
