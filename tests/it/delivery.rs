@@ -65,7 +65,7 @@ fn a_flaky_sink_gets_every_delivery_once_within_the_attempt_budget() {
         let id = &r.headers["x-fanout-delivery"];
         let next = got[i + 1..]
             .iter()
-            .find(|n| &n.headers["x-fanout-delivery"] == id)
+            .find(|n| n.headers["x-fanout-delivery"] == id)
             .expect("a 429 is retried");
         let waited = next.at.duration_since(r.at);
         assert!(
