@@ -92,6 +92,13 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Inspect, replay or purge the dead-letter queue (`fanout.dead`).
+    ///
+    /// Exit status: 0 done, 1 broker failure, 2 bad config or arguments.
+    Dead {
+        #[command(subcommand)]
+        action: DeadAction,
+    },
     /// Validate a job and publish it to RabbitMQ (exchange `fanout`, key `job`).
     ///
     /// Exit status: 0 enqueued (confirmed by the broker), 1 broker failure, 2 bad job or config.
@@ -120,6 +127,36 @@ enum Command {
     Serve {
         #[command(flatten)]
         config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadAction {
+    /// Show dead letters (oldest first) with their stage and reason; all stay.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead letters back to the queue they failed in, with a fresh
+    /// attempt budget (default: every one there now).
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Drop every dead letter.
+    Purge {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Required: purging cannot be undone.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -156,6 +193,7 @@ async fn run(command: Command) -> u8 {
         } => render(config.config.as_deref(), chart, &output).await,
         Command::Serve { config } => serve(config.config.as_deref()).await,
         Command::Enqueue { job, config } => enqueue(&job, config.config.as_deref()).await,
+        Command::Dead { action } => dead(action).await,
         Command::Worker {
             config,
             pool,
@@ -326,6 +364,78 @@ async fn worker(config_path: Option<&Path>, pool: Option<&Path>, prefetch: Optio
         Ok(()) => DELIVERED,
         Err(e) => {
             eprintln!("fanout: worker: {e}");
+            SOME_FAILED
+        }
+    }
+}
+
+async fn dead(action: DeadAction) -> u8 {
+    let config_path = match &action {
+        DeadAction::List { config, .. }
+        | DeadAction::Replay { config, .. }
+        | DeadAction::Purge { config, .. } => config.config.clone(),
+    };
+    if let DeadAction::Purge { yes: false, .. } = action {
+        eprintln!("fanout: purging drops every dead letter for good; add --yes to do it");
+        return BAD_INPUT;
+    }
+    let Some((config, _demo)) = load_config(config_path.as_deref()).await else {
+        return BAD_INPUT;
+    };
+    let Some(broker_config) = &config.broker else {
+        eprintln!("fanout: config {}: [broker] url is required", config.source);
+        return BAD_INPUT;
+    };
+    let broker = match Broker::connect(broker_config).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            return SOME_FAILED;
+        }
+    };
+    let queue = broker.topology.dead.clone();
+    let done = match action {
+        DeadAction::List { limit, json, .. } => broker.dead_list(limit).await.map(|letters| {
+            if json {
+                for l in &letters {
+                    println!("{}", serde_json::to_string(l).unwrap_or_default());
+                }
+            } else {
+                println!("{:<9} {:<16} {:>8}  REASON", "STAGE", "FROM", "BYTES");
+                for l in &letters {
+                    println!(
+                        "{:<9} {:<16} {:>8}  {}",
+                        l.stage, l.route, l.bytes, l.reason
+                    );
+                }
+                eprintln!("{} shown from {queue}", letters.len());
+            }
+        }),
+        DeadAction::Replay { limit, .. } => {
+            let limit = match limit {
+                Some(n) => Ok(n),
+                None => broker.dead_count().await.map(|n| n as usize),
+            };
+            match limit {
+                Ok(limit) => broker.dead_replay(limit).await.map(|(sent, stuck)| {
+                    println!("replayed {sent} from {queue}");
+                    if stuck > 0 {
+                        println!("{stuck} left: their queue is unknown to this version");
+                    }
+                }),
+                Err(e) => Err(e),
+            }
+        }
+        DeadAction::Purge { .. } => broker
+            .dead_purge()
+            .await
+            .map(|n| println!("purged {n} from {queue}")),
+    };
+    broker.close().await;
+    match done {
+        Ok(()) => DELIVERED,
+        Err(e) => {
+            eprintln!("fanout: {e}");
             SOME_FAILED
         }
     }

@@ -18,6 +18,8 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer
 use serde_json::{Map, Value};
 use std::time::Duration;
 
+pub mod dead;
+
 use crate::channels::ChannelKind;
 use crate::config::BrokerConfig;
 
@@ -86,6 +88,9 @@ pub const DELAY_TIERS: [Duration; 6] = [
     Duration::from_secs(600),
     Duration::from_secs(3600),
 ];
+
+/// When the job entered fanout (unix ms), for the latency histogram.
+pub const ENQUEUED_HEADER: &str = "fanout-enqueued";
 
 /// The header that carries when a delayed message is due (unix ms).
 pub const DUE_HEADER: &str = "x-fanout-due";
@@ -259,10 +264,16 @@ impl Broker {
         message_id: &str,
         body: &[u8],
     ) -> Result<(), BrokerError> {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ENQUEUED_HEADER.into(),
+            AMQPValue::LongLongInt(chrono::Utc::now().timestamp_millis()),
+        );
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"))
-            .with_message_id(ShortString::from(message_id));
+            .with_message_id(ShortString::from(message_id))
+            .with_headers(headers);
         self.publish_confirmed(&self.topology.exchange, routing_key, true, body, properties)
             .await
     }
@@ -354,10 +365,12 @@ impl Broker {
 
     /// Put a message that cannot be processed on `fanout.dead`, body
     /// untouched, with why and where in its headers; waits for the confirm.
+    /// `route` is where it was read from: `fanout dead replay` sends it back there.
     pub async fn dead_letter(
         &self,
         body: &[u8],
         original: &BasicProperties,
+        route: Route,
         stage: &str,
         reason: &str,
     ) -> Result<(), BrokerError> {
@@ -366,6 +379,7 @@ impl Broker {
             &[
                 ("x-fanout-stage", AMQPValue::LongString(stage.into())),
                 ("x-fanout-reason", AMQPValue::LongString(reason.into())),
+                (ROUTE_HEADER, AMQPValue::LongString(route.name().into())),
             ],
         );
         if properties.content_type().is_none() {

@@ -51,8 +51,7 @@ use pool::{Pool, Stage};
 /// How long in-flight messages may finish after a shutdown signal.
 pub const DRAIN: Duration = Duration::from_secs(30);
 
-/// When the job entered fanout (unix ms), for the latency histogram.
-pub const ENQUEUED_HEADER: &str = "fanout-enqueued";
+pub use crate::broker::ENQUEUED_HEADER;
 
 /// Where the worker keeps its notification log when `[store]` is not set.
 pub const DEFAULT_STORE: &str = "sqlite://fanout-state.sqlite";
@@ -408,7 +407,7 @@ async fn settle(
             warn!(message = "Dead-lettering a message.", stage, %reason);
             ctx.metrics.dead(stage, label);
             broker
-                .dead_letter(&message.data, &message.properties, stage, &reason)
+                .dead_letter(&message.data, &message.properties, route, stage, &reason)
                 .await
         }
     };

@@ -269,3 +269,71 @@ fn two_workers_sharing_redis_keep_one_rate_limit() {
         );
     }
 }
+
+#[test]
+fn dead_letters_are_listed_replayed_and_purged() {
+    let declared = Declared::new();
+    // The first try is refused for good; the replay then goes through.
+    let receiver = Receiver::start(&[(400, None)]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(
+        dir.path(),
+        "fanout.toml",
+        &config_text(&declared, &receiver, "127.0.0.1:0", STORE),
+    );
+    let _worker = WorkerProcess::start(dir.path(), &cfg);
+    declared.publish_jobs(vec![job("d-1", "hook").into_bytes()]);
+    wait_for("the dead letter", Duration::from_secs(30), || {
+        (declared.count("fanout.dead") == 1).then_some(())
+    });
+
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--config", &cfg]);
+        crate::support::fanout_in(dir.path(), &all, None, &[])
+    };
+    let listed = run(&["dead", "list"]);
+    listed.assert_code(0);
+    assert!(
+        listed.stdout.contains("deliver.webhook") && listed.stdout.contains("permanent"),
+        "{}",
+        listed.all_output()
+    );
+    assert_eq!(
+        declared.count("fanout.dead"),
+        1,
+        "listing keeps the message"
+    );
+    let as_json = run(&["dead", "list", "--json"]);
+    let letter: serde_json::Value = serde_json::from_str(as_json.stdout.trim()).unwrap();
+    assert_eq!(letter["stage"], "deliver");
+
+    let replayed = run(&["dead", "replay"]);
+    replayed.assert_code(0);
+    assert!(
+        replayed.stdout.contains("replayed 1"),
+        "{}",
+        replayed.all_output()
+    );
+    wait_for("the replayed delivery", Duration::from_secs(30), || {
+        delivered_ids(&receiver)
+            .contains_key("d-1/0/hook")
+            .then_some(())
+    });
+    assert_eq!(declared.count("fanout.dead"), 0);
+
+    declared.publish_many(vec![(b"not json".to_vec(), json())]);
+    wait_for("a new dead letter", Duration::from_secs(30), || {
+        (declared.count("fanout.dead") == 1).then_some(())
+    });
+    run(&["dead", "purge"]).assert_code(2);
+    assert_eq!(declared.count("fanout.dead"), 1, "no purge without --yes");
+    let purged = run(&["dead", "purge", "--yes"]);
+    purged.assert_code(0);
+    assert!(
+        purged.stdout.contains("purged 1"),
+        "{}",
+        purged.all_output()
+    );
+    assert_eq!(declared.count("fanout.dead"), 0);
+}
