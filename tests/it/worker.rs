@@ -116,3 +116,51 @@ fn a_celery_countdown_waits_in_the_broker_not_in_the_worker() {
     );
     assert!(declared.get_dead().is_none(), "nothing was dead-lettered");
 }
+
+#[test]
+fn a_real_celery_client_enqueues_with_send_task_and_countdown() {
+    let Setup {
+        declared,
+        receiver,
+        dir,
+        cfg,
+    } = setup(true, "e-0");
+    let _worker = WorkerProcess::start(dir.path(), &cfg);
+    let producer = |id: &str, extra: &[&str]| {
+        let path = write_file(dir.path(), &format!("{id}.json"), &job(id, "hook"));
+        let out = Command::new("python3")
+            .arg(crate::support::repo().join("examples/celery_producer.py"))
+            .args([
+                "--job",
+                &path,
+                "--broker",
+                "amqp://guest:guest@127.0.0.1:5672//",
+            ])
+            .args(["--prefix", &declared.prefix])
+            .args(extra)
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "the Celery producer failed (pip install -r tests/requirements.txt): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let sent = std::time::Instant::now();
+    producer("e-later", &["--countdown", "3"]);
+    producer("e-now", &[]);
+    let got = wait_for("both Celery jobs", Duration::from_secs(30), || {
+        let got = receiver.received();
+        (got.len() == 3).then_some(got)
+    });
+    let ids: Vec<_> = got
+        .iter()
+        .map(|r| r.headers["x-fanout-delivery"].to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["e-0/0/hook", "e-now/0/hook", "e-later/0/hook"]);
+    assert!(
+        got[2].at.duration_since(sent) >= Duration::from_millis(2_500),
+        "the countdown was honoured"
+    );
+    assert_eq!(declared.count("fanout.dead"), 0);
+}

@@ -1,0 +1,483 @@
+//! The worker's throughput, side by side in one run with (a) the broker's
+//! own ceiling for the same queue path and (b) a Celery 5 worker doing the
+//! same HTTP deliveries (`benches/celery_baseline/`).
+//!
+//! ```text
+//! cargo bench --bench worker                       # 2,000 jobs × 5 targets
+//! FANOUT_BENCH_JOBS=500 cargo bench --bench worker
+//! ```
+//! Needs the machine's RabbitMQ on 127.0.0.1:5672 and Python with Celery
+//! (`pip install -r tests/requirements.txt`). Every run takes its own queue
+//! prefix and deletes what it declared.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const TARGETS: usize = 5;
+
+/// The loopback sink: counts POSTs and when each job's delivery arrived.
+#[derive(Clone, Default)]
+struct Sink {
+    count: Arc<AtomicU64>,
+    arrivals: Arc<Mutex<Vec<(String, Instant)>>>,
+}
+
+async fn receive(State(sink): State<Sink>, body: Bytes) -> &'static str {
+    sink.count.fetch_add(1, Ordering::Relaxed);
+    let id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["job_id"].as_str().map(str::to_string));
+    if let Some(id) = id {
+        sink.arrivals.lock().unwrap().push((id, Instant::now()));
+    }
+    "ok"
+}
+
+async fn count(State(sink): State<Sink>) -> String {
+    sink.count.load(Ordering::Relaxed).to_string()
+}
+
+fn job(id: &str) -> Vec<u8> {
+    let targets: Vec<String> = (0..TARGETS)
+        .map(|k| format!(r#"{{"destination":"hook{k}"}}"#))
+        .collect();
+    format!(
+        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"g","title":"bench"}},"targets":[{}]}}"#,
+        targets.join(",")
+    )
+    .into_bytes()
+}
+
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args
+}
+
+/// (a) The broker alone on fanout's path: jobs into a quorum queue; a
+/// consumer publishes TARGETS messages (confirmed) into a second quorum
+/// queue per job and acks; a second consumer acks those. No other work.
+async fn broker_ceiling(jobs: usize, prefix: &str) -> f64 {
+    let conn = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ on 127.0.0.1:5672 (rabbitmq-server -detached)");
+    let (qa, qb) = (
+        format!("{prefix}ceiling.jobs"),
+        format!("{prefix}ceiling.deliver"),
+    );
+    let setup = conn.create_channel().await.unwrap();
+    for q in [&qa, &qb] {
+        setup
+            .queue_declare(q.as_str().into(), QueueDeclareOptions::durable(), quorum())
+            .await
+            .unwrap();
+    }
+    let done = Arc::new(tokio::sync::Notify::new());
+    let acked = Arc::new(AtomicU64::new(0));
+    let total = (jobs * TARGETS) as u64;
+
+    // Stage B: ack.
+    let b = conn.create_channel().await.unwrap();
+    b.basic_qos(64, BasicQosOptions::default()).await.unwrap();
+    let mut consumer_b = b
+        .basic_consume(
+            qb.as_str().into(),
+            "b".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let (acked_b, done_b) = (acked.clone(), done.clone());
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = consumer_b.next().await {
+            m.ack(BasicAckOptions::default()).await.unwrap();
+            if acked_b.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                done_b.notify_one();
+            }
+        }
+    });
+    // Stage A: fan out with confirms, then ack.
+    let a = conn.create_channel().await.unwrap();
+    a.basic_qos(32, BasicQosOptions::default()).await.unwrap();
+    let publish = conn.create_channel().await.unwrap();
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let publish = Arc::new(publish);
+    let mut consumer_a = a
+        .basic_consume(
+            qa.as_str().into(),
+            "a".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let qb2 = qb.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = consumer_a.next().await {
+            let (publish, qb) = (publish.clone(), qb2.clone());
+            tokio::spawn(async move {
+                let sends = (0..TARGETS).map(|_| {
+                    let publish = publish.clone();
+                    let qb = qb.clone();
+                    let body = m.data.clone();
+                    async move {
+                        publish
+                            .basic_publish(
+                                "".into(),
+                                qb.as_str().into(),
+                                BasicPublishOptions::default(),
+                                &body,
+                                BasicProperties::default().with_delivery_mode(2),
+                            )
+                            .await
+                            .unwrap()
+                            .await
+                            .unwrap();
+                    }
+                });
+                futures::future::join_all(sends).await;
+                m.ack(BasicAckOptions::default()).await.unwrap();
+            });
+        }
+    });
+    let producer = conn.create_channel().await.unwrap();
+    producer
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for i in 0..jobs {
+        producer
+            .basic_publish(
+                "".into(),
+                qa.as_str().into(),
+                BasicPublishOptions::default(),
+                &job(&format!("c-{i}")),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap();
+    }
+    producer.wait_for_confirms().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(600), done.notified())
+        .await
+        .expect("the ceiling run finished");
+    let elapsed = started.elapsed().as_secs_f64();
+    for q in [&qa, &qb] {
+        let _ = setup
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    total as f64 / elapsed
+}
+
+/// Resident memory (KiB) and CPU seconds of a process.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ")".
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+struct Worker(Child);
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct FanoutRun {
+    per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    rss_idle_kib: u64,
+    rss_peak_kib: u64,
+    cpu_us_per_delivery: f64,
+}
+
+/// (the subject) `fanout worker` (release build) delivering to the sink.
+async fn fanout_run(jobs: usize, prefix: &str, sink_url: &str, sink: &Sink) -> FanoutRun {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks: String = (0..TARGETS)
+        .map(|k| format!("[destinations.hook{k}]\nchannel = \"webhook\"\nurl = \"{sink_url}\"\ntimeout = \"10s\"\n\n"))
+        .collect();
+    let cfg = dir.path().join("fanout.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n\n[broker]\nurl = \"{URL}\"\nprefix = \"{prefix}\"\n\n\
+             [store]\nurl = \"sqlite://{}\"\n\n{hooks}",
+            dir.path().join("state.sqlite").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("worker.log");
+    let worker = Worker(
+        Command::new(env!("CARGO_BIN_EXE_fanout"))
+            .args(["worker", "--config"])
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("the fanout binary"),
+    );
+    let pid = worker.0.id();
+    // Ready when /readyz would say so: wait for the queues to exist.
+    let conn = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let started = Instant::now();
+    loop {
+        let probe = conn.create_channel().await.unwrap();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        if let Ok(q) = probe
+            .queue_declare(
+                format!("{prefix}fanout.deliver.webhook").as_str().into(),
+                passive,
+                FieldTable::default(),
+            )
+            .await
+        {
+            if q.consumer_count() > 0 {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the worker did not start: {}",
+            {
+                let mut s = String::new();
+                let _ = std::fs::File::open(&log).and_then(|mut f| f.read_to_string(&mut s));
+                s
+            }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle_kib = rss_kib(pid);
+    let cpu_before = cpu_seconds(pid);
+
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let before = sink.count.load(Ordering::Relaxed);
+    sink.arrivals.lock().unwrap().clear();
+    let mut published = HashMap::new();
+    let start = Instant::now();
+    for i in 0..jobs {
+        let id = format!("b-{i}");
+        ch.basic_publish(
+            format!("{prefix}fanout").as_str().into(),
+            "job".into(),
+            BasicPublishOptions::default(),
+            &job(&id),
+            BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into()),
+        )
+        .await
+        .unwrap();
+        published.insert(id, Instant::now());
+    }
+    ch.wait_for_confirms().await.unwrap();
+    let total = (jobs * TARGETS) as u64;
+    let mut rss_peak_kib = rss_idle_kib;
+    while sink.count.load(Ordering::Relaxed) - before < total {
+        rss_peak_kib = rss_peak_kib.max(rss_kib(pid));
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "fanout did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let mut latencies: Vec<f64> = sink
+        .arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(id, at)| Some(at.duration_since(*published.get(id)?).as_secs_f64() * 1000.0))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    drop(worker);
+    let cleanup = conn.create_channel().await.unwrap();
+    for q in fanout::broker::Topology::new(prefix).queues() {
+        let _ = cleanup
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for x in fanout::broker::Topology::new(prefix).exchanges() {
+        let _ = cleanup
+            .exchange_delete(x.as_str().into(), Default::default())
+            .await;
+    }
+    FanoutRun {
+        per_s: total as f64 / elapsed,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        rss_idle_kib,
+        rss_peak_kib,
+        cpu_us_per_delivery: cpu * 1e6 / total as f64,
+    }
+}
+
+/// (b) Celery 5 doing the same deliveries; its JSON report.
+fn celery_run(
+    jobs: usize,
+    prefix: &str,
+    sink_url: &str,
+    pool: &str,
+    concurrency: u32,
+) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/celery_baseline/run.py"
+        ))
+        .args(["--broker", "amqp://guest:guest@127.0.0.1:5672//"])
+        .args(["--queue", &format!("{prefix}celery-{pool}")])
+        .args(["--sink", sink_url])
+        .args([
+            "--jobs",
+            &jobs.to_string(),
+            "--targets",
+            &TARGETS.to_string(),
+        ])
+        .args(["--pool", pool, "--concurrency", &concurrency.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("python3 (pip install -r tests/requirements.txt)");
+    assert!(out.status.success(), "the Celery baseline failed");
+    serde_json::from_slice(&out.stdout).expect("one JSON line from run.py")
+}
+
+fn main() {
+    let jobs: usize = std::env::var("FANOUT_BENCH_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("bench-{nanos}.");
+    let sink = Sink::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let sink_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route("/hook", post(receive))
+        .route("/count", get(count))
+        .with_state(sink.clone());
+    rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let total = jobs * TARGETS;
+    println!("{jobs} jobs × {TARGETS} webhook targets = {total} deliveries through RabbitMQ to a loopback sink\n");
+    let ceiling = rt.block_on(broker_ceiling(jobs, &prefix));
+    let f = rt.block_on(fanout_run(jobs, &prefix, &sink_url, &sink));
+    let prefork = celery_run(jobs, &prefix, &sink_url, "prefork", 8);
+    let threads = celery_run(jobs, &prefix, &sink_url, "threads", 32);
+    let per_s = |v: &serde_json::Value| v["deliveries_per_s"].as_f64().unwrap_or(f64::NAN);
+
+    println!("{:<34} {:>12} {:>10}", "run", "deliveries/s", "ratio");
+    println!(
+        "{:<34} {:>12.0} {:>10}",
+        "broker ceiling (same queue path)", ceiling, "1.00"
+    );
+    println!(
+        "{:<34} {:>12.0} {:>9.2}×",
+        "fanout worker",
+        f.per_s,
+        f.per_s / ceiling
+    );
+    println!(
+        "{:<34} {:>12.0} {:>9.2}×",
+        "celery 5 prefork ×8, acks_late",
+        per_s(&prefork),
+        per_s(&prefork) / ceiling
+    );
+    println!(
+        "{:<34} {:>12.0} {:>9.2}×",
+        "celery 5 threads ×32, acks_late",
+        per_s(&threads),
+        per_s(&threads) / ceiling
+    );
+    println!();
+    println!("fanout / broker ceiling: {:.0}%", 100.0 * f.per_s / ceiling);
+    println!("fanout / celery prefork: {:.1}×", f.per_s / per_s(&prefork));
+    println!("fanout / celery threads: {:.1}×", f.per_s / per_s(&threads));
+    println!("fanout enqueue→delivery latency: p50 {:.0} ms, p99 {:.0} ms (all {total} enqueued at once)", f.p50_ms, f.p99_ms);
+    println!(
+        "fanout RSS: idle {} KiB, peak {} KiB; CPU {:.0} µs per delivery",
+        f.rss_idle_kib, f.rss_peak_kib, f.cpu_us_per_delivery
+    );
+    for (name, v) in [("prefork", &prefork), ("threads", &threads)] {
+        println!(
+            "celery {name}: RSS idle {} KiB, peak {} KiB (process tree); CPU {:.0} µs per delivery",
+            v["rss_idle_kib"],
+            v["rss_peak_kib"],
+            v["cpu_seconds"].as_f64().unwrap_or(f64::NAN) * 1e6 / total as f64
+        );
+    }
+}
