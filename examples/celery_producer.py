@@ -61,6 +61,9 @@ def main() -> int:
         kwargs={"job": job},
         exchange=exchange,
         routing_key="job",
+        # Declare nothing: fanout owns its topology, and Celery would
+        # otherwise create its default queue `celery`, which nobody reads.
+        declare=[],
         countdown=a.countdown,
         expires=a.expires,
     )
