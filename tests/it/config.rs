@@ -93,6 +93,7 @@ fn the_shipped_configs_are_valid() {
         ("FANOUT_SIGNING_KEY", "an-example-signing-key-of-32-bytes!!"),
         ("RABBITMQ_PASSWORD", "guest"),
         ("S3_SECRET_ACCESS_KEY", "example-s3-secret"),
+        ("REDIS_PASSWORD", "example-redis-password"),
         ("SMTP_CA_FILE", ca_file.as_str()),
     ];
     for file in ["examples/config/fanout.toml", "docker/fanout.toml"] {
