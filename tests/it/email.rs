@@ -409,3 +409,77 @@ fn a_rendered_chart_arrives_inline_over_real_smtp() {
     assert_eq!((w, h), (600, 300));
     assert!(n > 2_000, "the panel's data is drawn ({n} pixels)");
 }
+
+/// The whole pipeline with the chart: a render pool draws and stores it, a
+/// separate escalate+deliver pool fetches the PNG by its storage key and
+/// sends it inline over real SMTP.
+#[test]
+fn the_worker_pools_render_once_and_deliver_the_stored_chart_inline() {
+    use crate::support::grafana::{FakeGrafana, Options as GrafanaOptions};
+    use crate::support::rabbit::{Declared, URL};
+    use crate::support::worker::WorkerProcess;
+    let declared = Declared::new();
+    let grafana = FakeGrafana::start(GrafanaOptions::default());
+    let server = SmtpServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "\n[render]\nignore_https_errors = true\n\n[render.grafana]\nurl = \"{}\"\ntoken = \"{}\"\n\n\
+         [broker]\nurl = \"{URL}\"\nprefix = \"{}\"\n\n[store]\nurl = \"sqlite://state.db\"\n\n\
+         [storage]\nkind = \"internal\"\ndir = \"{}\"\nsigning_key = \"a-test-signing-key-of-32-bytes!!!\"\n",
+        grafana.url,
+        grafana.token,
+        declared.prefix,
+        dir.path().join("images").display()
+    );
+    let text = format!("{}{extra}", config_text(&server, "", "")).replace(
+        "[templates]",
+        "[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:9\"\n\n[templates]",
+    );
+    let config = write_file(dir.path(), "fanout.toml", &text);
+    let render = write_file(dir.path(), "render.toml", "stages = [\"render\"]\n");
+    let deliver = write_file(
+        dir.path(),
+        "deliver.toml",
+        "stages = [\"escalate\", \"deliver\"]\n",
+    );
+    let renderer = WorkerProcess::start_as(dir.path(), &config, "render", &["--pool", &render]);
+    let deliverer = WorkerProcess::start_as(dir.path(), &config, "deliver", &["--pool", &deliver]);
+
+    let job = job_json("pool-1", "firing").replace(
+        "\"targets\"",
+        r#""charts":[{"grafana":{"dashboard_uid":"abc","panel_id":7},"width":600,"height":300,"title":"p99"}],"targets""#,
+    );
+    let job = write_file(dir.path(), "job.json", &job);
+    fanout_in(
+        dir.path(),
+        &["enqueue", &job, "--config", &config],
+        None,
+        &[],
+    )
+    .assert_code(0);
+    let received = server.wait_for_messages(1);
+    let msg = MessageParser::default().parse(&received[0].raw).unwrap();
+    let image = msg
+        .parts
+        .iter()
+        .find(|p| p.content_id().is_some_and(|c| c.starts_with("chart0.")))
+        .expect("inline image");
+    let (w, h, n) = crate::render::count_colour(image.contents(), [0xff, 0x57, 0x22]);
+    assert_eq!((w, h), (600, 300));
+    assert!(n > 2_000, "the panel's data is drawn ({n} pixels)");
+    assert!(
+        renderer.log_text().contains("Worker consuming.")
+            && !renderer.log_text().contains("Delivered."),
+        "the render pool only renders"
+    );
+    assert!(
+        deliverer.log_text().contains("Delivered."),
+        "{}",
+        deliverer.log_text()
+    );
+    // The PNG travelled by storage key, not inside the message.
+    assert_eq!(
+        crate::support::files_with_ext(&dir.path().join("images"), "png").len(),
+        1
+    );
+}
