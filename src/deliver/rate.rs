@@ -9,8 +9,6 @@
 //! in the broker's delay tiers until then. The recent slots live in the
 //! store, so workers sharing Redis share the limit.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// `count` sends per `period`, e.g. `20/min`.
@@ -64,26 +62,6 @@ pub fn next_slot(recent: &[i64], limit: RateLimit, now_ms: i64) -> i64 {
     at
 }
 
-/// Slots kept in this process, for a worker without a shared store.
-#[derive(Default)]
-pub struct LocalSlots {
-    recent: Mutex<HashMap<String, VecDeque<i64>>>,
-}
-
-impl LocalSlots {
-    /// Reserve the next slot of `name` (unix ms).
-    pub fn reserve(&self, name: &str, limit: RateLimit, now_ms: i64) -> i64 {
-        let mut all = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let recent = all.entry(name.to_string()).or_default();
-        let slot = next_slot(recent.make_contiguous(), limit, now_ms);
-        recent.push_back(slot);
-        while recent.len() > limit.count as usize {
-            recent.pop_front();
-        }
-        slot
-    }
-}
-
 /// The Redis side of [`next_slot`], run atomically by the server so that
 /// workers sharing Redis never hand out the same slot.
 pub const REDIS_RESERVE: &str = r#"
@@ -129,13 +107,23 @@ mod tests {
         }
     }
 
+    /// Reserve like the stores do, on a local list.
+    struct Slots(Vec<i64>);
+    impl Slots {
+        fn reserve(&mut self, limit: RateLimit, now_ms: i64) -> i64 {
+            let slot = next_slot(&self.0, limit, now_ms);
+            push_slot(&mut self.0, slot, limit);
+            slot
+        }
+    }
+
     #[test]
     fn no_window_ever_holds_more_than_the_limit() {
         let limit = RateLimit::parse("20/min").unwrap();
-        let slots = LocalSlots::default();
+        let mut slots = Slots(Vec::new());
         // A burst of 100 at t=0, then stragglers.
-        let mut all: Vec<i64> = (0..100).map(|_| slots.reserve("bot", limit, 0)).collect();
-        all.extend((0..10).map(|i| slots.reserve("bot", limit, 100_000 + i)));
+        let mut all: Vec<i64> = (0..100).map(|_| slots.reserve(limit, 0)).collect();
+        all.extend((0..10).map(|i| slots.reserve(limit, 100_000 + i)));
         assert!(all.windows(2).all(|w| w[0] <= w[1]), "slots in order");
         for (i, start) in all.iter().enumerate() {
             let in_window = all[i..].iter().take_while(|t| **t < start + 60_000).count();
@@ -147,15 +135,6 @@ mod tests {
         // The first 20 go at once; the 21st waits a full minute.
         assert_eq!(all[19], 0);
         assert_eq!(all[20], 60_000);
-    }
-
-    #[test]
-    fn destinations_do_not_share_slots() {
-        let limit = RateLimit::parse("1/s").unwrap();
-        let slots = LocalSlots::default();
-        assert_eq!(slots.reserve("a", limit, 5), 5);
-        assert_eq!(slots.reserve("b", limit, 5), 5);
-        assert_eq!(slots.reserve("a", limit, 5), 1005);
     }
 
     #[test]
