@@ -48,29 +48,10 @@ impl Declared {
 
     /// Publish many JSON jobs on one connection, each confirmed.
     pub fn publish_jobs(&self, bodies: Vec<Vec<u8>>) {
-        let exchange = format!("{}fanout", self.prefix);
-        Self::run(async move {
-            let conn = Connection::connect(URL, ConnectionProperties::default())
-                .await
-                .unwrap();
-            let ch = conn.create_channel().await.unwrap();
-            ch.confirm_select(Default::default()).await.unwrap();
-            let props = BasicProperties::default()
-                .with_content_type("application/json".into())
-                .with_delivery_mode(2);
-            for body in bodies {
-                ch.basic_publish(
-                    exchange.as_str().into(),
-                    "job".into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    props.clone(),
-                )
-                .await
-                .unwrap();
-            }
-            ch.wait_for_confirms().await.unwrap();
-        })
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
+        self.publish_many(bodies.into_iter().map(|b| (b, props.clone())).collect());
     }
 
     /// Publish raw bytes to the prefix's exchange with routing key `job`.
