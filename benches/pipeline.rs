@@ -93,6 +93,11 @@ fn main() {
             ..ChartImage::default()
         }]),
         attempt: 1,
+        round: 0,
+        suppressed: None,
+        actions: None,
+        thread: None,
+        progress: None,
     };
 
     // Time only work that succeeds.

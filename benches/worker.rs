@@ -59,7 +59,7 @@ fn job(id: &str) -> Vec<u8> {
         .map(|k| format!(r#"{{"destination":"hook{k}"}}"#))
         .collect();
     format!(
-        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"g","title":"bench"}},"targets":[{}]}}"#,
+        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"{id}","title":"bench"}},"targets":[{}]}}"#,
         targets.join(",")
     )
     .into_bytes()

@@ -13,17 +13,21 @@
 //! |----------|------------------------|------------------------------------------------|
 //! | decode   | [`job::decode`]        | bytes → [`job::Job`] or [`job::Signal`]        |
 //! | validate | [`job::validate`]      | limits, destinations exist, overrides fit      |
-//! | plan     | [`plan`]               | one [`plan::Planned`] delivery per target      |
+//! | plan     | [`chain`], [`plan`]    | the escalation step to run, one [`plan::Planned`] delivery per target |
 //! | render   | [`render`]             | charts, once per job, in a warm Chromium       |
 //! | store    | [`storage`]            | PNGs behind signed or presigned URLs           |
 //! | deliver  | [`deliver`], [`channels`] | one send per target, classified errors      |
 //! | record   | [`store`]              | the notification log: each delivery sent once  |
 //!
-//! Around them: [`config`] (one TOML file, every bad key reported at once),
+//! Around them: [`suppress`] (repeats held back within a window),
+//! [`actions`] (signed acknowledge/resolve/silence links),
+//! [`config`] (one TOML file, every bad key reported at once),
 //! [`template`] (minijinja, bounded), [`outbox`] (what would be sent, on
 //! disk), [`check`] (`fanout check`), [`secret`] (values that never print).
 
+pub mod actions;
 pub mod broker;
+pub mod chain;
 pub mod channels;
 pub mod check;
 pub mod config;
@@ -41,5 +45,6 @@ pub mod send;
 pub mod span;
 pub mod storage;
 pub mod store;
+pub mod suppress;
 pub mod template;
 pub mod worker;

@@ -123,11 +123,49 @@ enum Command {
         #[arg(long)]
         prefetch: Option<u16>,
     },
-    /// Run the HTTP server alone (images, /healthz).
+    /// Acknowledge, resolve, silence or unsilence an alert group: publish
+    /// the signal to RabbitMQ (exchange `fanout`, key `signal`).
+    ///
+    /// Exit status: 0 sent (confirmed by the broker), 1 broker failure, 2 bad arguments or config.
+    Signal {
+        /// The alert group (`alert.group_id` of its jobs).
+        group: String,
+        #[arg(value_enum)]
+        signal: SignalArg,
+        /// For silence: how long (`1h`) or until when (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Who sends it, for the group's history (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show an alert group: its state, its chain's position, what was sent
+    /// when, and what is scheduled next (read from the store).
+    ///
+    /// Exit status: 0 shown, 1 no such group or store unreachable, 2 bad config.
+    Status {
+        group: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The stored record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the HTTP server alone (images, action links, /healthz).
     Serve {
         #[command(flatten)]
         config: ConfigArg,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SignalArg {
+    Acknowledge,
+    Resolve,
+    Silence,
+    Unsilence,
 }
 
 #[derive(Subcommand)]
@@ -194,6 +232,18 @@ async fn run(command: Command) -> u8 {
         Command::Serve { config } => serve(config.config.as_deref()).await,
         Command::Enqueue { job, config } => enqueue(&job, config.config.as_deref()).await,
         Command::Dead { action } => dead(action).await,
+        Command::Signal {
+            group,
+            signal,
+            until,
+            by,
+            config,
+        } => send_signal(&group, signal, until, by, config.config.as_deref()).await,
+        Command::Status {
+            group,
+            config,
+            json,
+        } => status(&group, config.config.as_deref(), json).await,
         Command::Worker {
             config,
             pool,
@@ -319,11 +369,7 @@ async fn worker(config_path: Option<&Path>, pool: Option<&Path>, prefetch: Optio
     let Some((config, _demo)) = load_config(config_path).await else {
         return BAD_INPUT;
     };
-    let Some(broker) = config.broker.clone() else {
-        eprintln!(
-            "fanout: config {}: [broker] url is required for the worker",
-            config.source
-        );
+    let Some(broker) = required_broker(&config, "for the worker") else {
         return BAD_INPUT;
     };
     let listener = match tokio::net::TcpListener::bind(config.http.listen).await {
@@ -353,6 +399,7 @@ async fn worker(config_path: Option<&Path>, pool: Option<&Path>, prefetch: Optio
         images,
         ready: Some(ready.clone()),
         metrics: Some(metrics),
+        actions: action_endpoint(&ctx.config),
     };
     let http = tokio::spawn(fanout::http::serve(listener, state, async move {
         let _ = http_stopped.await;
@@ -382,11 +429,10 @@ async fn dead(action: DeadAction) -> u8 {
     let Some((config, _demo)) = load_config(config_path.as_deref()).await else {
         return BAD_INPUT;
     };
-    let Some(broker_config) = &config.broker else {
-        eprintln!("fanout: config {}: [broker] url is required", config.source);
+    let Some(broker_config) = required_broker(&config, "for dead letters") else {
         return BAD_INPUT;
     };
-    let broker = match Broker::connect(broker_config).await {
+    let broker = match Broker::connect(&broker_config).await {
         Ok(b) => b,
         Err(e) => {
             eprintln!("fanout: {e}");
@@ -441,15 +487,150 @@ async fn dead(action: DeadAction) -> u8 {
     }
 }
 
+/// The config's `[broker]`, or `None` after saying it is needed `for_what`.
+fn required_broker(config: &Config, for_what: &str) -> Option<fanout::config::BrokerConfig> {
+    let broker = config.broker.clone();
+    if broker.is_none() {
+        eprintln!(
+            "fanout: config {}: [broker] url is required {for_what}",
+            config.source
+        );
+    }
+    broker
+}
+
+/// Action links work where both `[actions]` and `[broker]` are set.
+fn action_endpoint(config: &Config) -> Option<std::sync::Arc<fanout::http::ActionEndpoint>> {
+    let links = fanout::actions::ActionLinks::from_config(config)?;
+    let broker = config.broker.clone()?;
+    Some(std::sync::Arc::new(fanout::http::ActionEndpoint {
+        links,
+        signals: fanout::actions::SignalSender::new(broker),
+    }))
+}
+
+async fn send_signal(
+    group: &str,
+    signal: SignalArg,
+    until: Option<String>,
+    by: Option<String>,
+    config_path: Option<&Path>,
+) -> u8 {
+    use fanout::job::SignalKind;
+    let kind = match signal {
+        SignalArg::Acknowledge => SignalKind::Acknowledge,
+        SignalArg::Resolve => SignalKind::Resolve,
+        SignalArg::Silence => SignalKind::Silence,
+        SignalArg::Unsilence => SignalKind::Unsilence,
+    };
+    if !fanout::job::validate::valid_id(group, 200) {
+        eprintln!("fanout: group {group:?}: use 1 to 200 of letters, digits and `._:@-`");
+        return BAD_INPUT;
+    }
+    match (kind, &until) {
+        (SignalKind::Silence, None) => {
+            eprintln!("fanout: silence needs --until (e.g. --until 1h)");
+            return BAD_INPUT;
+        }
+        (SignalKind::Silence, Some(text)) => {
+            let is_time = chrono::DateTime::parse_from_rfc3339(text).is_ok();
+            if !is_time && fanout::span::Span::parse(text).is_err() {
+                eprintln!("fanout: --until {text:?}: give a duration (1h) or an RFC 3339 time");
+                return BAD_INPUT;
+            }
+        }
+        (_, Some(_)) => {
+            eprintln!("fanout: --until goes with silence only");
+            return BAD_INPUT;
+        }
+        (_, None) => {}
+    }
+    let Some((config, _demo)) = load_config(config_path).await else {
+        return BAD_INPUT;
+    };
+    let Some(broker_config) = required_broker(&config, "to send a signal") else {
+        return BAD_INPUT;
+    };
+    let by = by.or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()));
+    let signal = fanout::job::Signal {
+        version: fanout::job::V1,
+        signal: kind,
+        group_id: group.to_string(),
+        until,
+        by,
+    };
+    let sender = fanout::actions::SignalSender::new(broker_config);
+    match sender.send(&signal).await {
+        Ok(()) => {
+            println!(
+                "sent {} for group {group} (key {})",
+                serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                fanout::broker::SIGNAL_KEY
+            );
+            DELIVERED
+        }
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            SOME_FAILED
+        }
+    }
+}
+
+async fn status(group: &str, config_path: Option<&Path>, json: bool) -> u8 {
+    let Some((config, _demo)) = load_config(config_path).await else {
+        return BAD_INPUT;
+    };
+    let url = config.store.as_ref().map_or_else(
+        || fanout::secret::Secret::new(fanout::worker::DEFAULT_STORE.to_string()),
+        |s| s.url.clone(),
+    );
+    let namespace = config.broker.as_ref().map_or("", |b| b.prefix.as_str());
+    let store = match Store::open_in(&url, namespace).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            return SOME_FAILED;
+        }
+    };
+    let state: Option<fanout::chain::GroupState> =
+        match store.get(fanout::chain::group::KIND, group).await {
+            Ok(state) => state,
+            Err(e) => {
+                eprintln!("fanout: {e}");
+                return SOME_FAILED;
+            }
+        };
+    let Some(state) = state else {
+        eprintln!(
+            "fanout: no alert group {group:?} in the store (it never fired here, or was forgotten)"
+        );
+        return SOME_FAILED;
+    };
+    if json {
+        match serde_json::to_string_pretty(&state) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("fanout: {e}");
+                return SOME_FAILED;
+            }
+        }
+    } else {
+        print!(
+            "{}",
+            fanout::chain::status::report(&state, chrono::Utc::now())
+        );
+    }
+    DELIVERED
+}
+
 async fn enqueue(job: &str, config_path: Option<&Path>) -> u8 {
     let Some((config, _demo)) = load_config(config_path).await else {
         return BAD_INPUT;
     };
-    let Some(broker_config) = &config.broker else {
-        eprintln!(
-            "fanout: config {}: [broker] url is required to enqueue",
-            config.source
-        );
+    let Some(broker_config) = required_broker(&config, "to enqueue") else {
         return BAD_INPUT;
     };
     let bytes = match read_job(job) {
@@ -471,7 +652,7 @@ async fn enqueue(job: &str, config_path: Option<&Path>) -> u8 {
         eprintln!("fanout: bad job: {e}");
         return BAD_INPUT;
     }
-    let broker = match Broker::connect(broker_config).await {
+    let broker = match Broker::connect(&broker_config).await {
         Ok(b) => b,
         Err(e) => {
             eprintln!("fanout: {e}");
@@ -693,6 +874,7 @@ async fn serve(config_path: Option<&Path>) -> u8 {
     };
     let state = HttpState {
         images,
+        actions: action_endpoint(&config),
         ..HttpState::default()
     };
     match fanout::http::serve(listener, state, shutdown_signal()).await {

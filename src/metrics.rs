@@ -44,6 +44,28 @@ pub struct DestinationLabels {
     pub destination: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChainLabels {
+    /// `started`, `joined` (a firing job for a group whose chain runs),
+    /// `stopped` (acknowledged or resolved), `postponed` (silenced),
+    /// `finished`, `resolved`.
+    pub event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabels {
+    /// `acknowledge`, `resolve`, `silence`, `unsilence`.
+    pub signal: &'static str,
+    /// `changed`, `unchanged`, `unknown_group`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    /// `job`, or the destination whose default suppression held it back.
+    pub scope: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 5 ms … ~41 s.
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
@@ -62,6 +84,9 @@ pub struct Metrics {
     pub in_flight: Gauge,
     pub expired: Counter,
     pub connected: Gauge,
+    pub chains: Family<ChainLabels, Counter>,
+    pub signals: Family<SignalLabels, Counter>,
+    pub suppressed: Family<ScopeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -126,6 +151,24 @@ impl Default for Metrics {
             "1 while connected to the broker and consuming",
             connected.clone(),
         );
+        let chains = Family::default();
+        registry.register(
+            "chain_events",
+            "Escalation chains started, joined, stopped, postponed, finished, resolved",
+            chains.clone(),
+        );
+        let signals = Family::default();
+        registry.register(
+            "signals",
+            "Signals applied to alert groups, by signal and outcome",
+            signals.clone(),
+        );
+        let suppressed = Family::default();
+        registry.register(
+            "suppressed",
+            "Jobs or deliveries held back as repeats within a suppression window",
+            suppressed.clone(),
+        );
         Self {
             registry,
             deliveries,
@@ -138,6 +181,9 @@ impl Default for Metrics {
             in_flight,
             expired,
             connected,
+            chains,
+            signals,
+            suppressed,
         }
     }
 }
@@ -159,6 +205,10 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    pub fn chain(&self, event: &'static str) {
+        self.chains.get_or_create(&ChainLabels { event }).inc();
     }
 
     pub fn dead(&self, stage: &'static str, reason: impl Into<String>) {

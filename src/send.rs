@@ -60,6 +60,11 @@ pub async fn deliver_job(
         target: p.target,
         charts: charts.clone(),
         attempt: 1,
+        round: 0,
+        suppressed: None,
+        actions: None,
+        thread: None,
+        progress: None,
     });
     futures::future::join_all(deliveries.map(|d| deliver_once(destinations, store, d))).await
 }
@@ -82,9 +87,7 @@ async fn deliver_once(
                 channel: destinations.channel_name(delivery.destination()),
                 attempts: 0,
                 elapsed: std::time::Duration::ZERO,
-                result: Ok(Sent {
-                    detail: format!("(notification log: {detail})"),
-                }),
+                result: Ok(Sent::new(format!("(notification log: {detail})"))),
             };
         }
         Ok(None) => {}

@@ -2,8 +2,8 @@
 //!
 //! Declared idempotently at start: a durable direct exchange `fanout`
 //! (routing keys `job` and `signal` → `fanout.jobs`); quorum queues for each
-//! stage — `fanout.jobs`, `fanout.render`, `fanout.deliver.<channel>` — and
-//! `fanout.dead`; the delay tiers `fanout.delay.<tier>`, whose expired
+//! stage — `fanout.jobs`, `fanout.chains` (steps of running escalations),
+//! `fanout.render`, `fanout.deliver.<channel>` — and `fanout.dead`; the delay tiers `fanout.delay.<tier>`, whose expired
 //! messages dead-letter (at least once) to the headers exchange
 //! `fanout.return`, which sends each back to the queue its `fanout-route`
 //! header names. All names take `[broker] prefix`, so two deployments (or
@@ -48,6 +48,8 @@ pub struct Topology {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     Jobs,
+    /// Running escalation chains: a [`crate::chain::Cursor`] per message.
+    Chains,
     Render,
     Deliver(ChannelKind),
 }
@@ -55,7 +57,7 @@ pub enum Route {
 impl Route {
     /// Every route the topology binds.
     pub fn all() -> Vec<Route> {
-        let mut all = vec![Route::Jobs, Route::Render];
+        let mut all = vec![Route::Jobs, Route::Chains, Route::Render];
         all.extend(ChannelKind::ALL.iter().map(|k| Route::Deliver(*k)));
         all
     }
@@ -63,6 +65,7 @@ impl Route {
     pub fn name(self) -> String {
         match self {
             Route::Jobs => JOB_KEY.to_string(),
+            Route::Chains => "chain".to_string(),
             Route::Render => "render".to_string(),
             Route::Deliver(kind) => format!("deliver.{}", kind.name()),
         }
@@ -80,7 +83,9 @@ pub const ROUTE_HEADER: &str = "fanout-route";
 /// Delay tiers: a message waits in the largest tier not past its due time,
 /// then dead-letters back to `fanout.jobs` and is looked at again, hop by
 /// hop. No timer lives in a worker; no broker plugin is needed.
-pub const DELAY_TIERS: [Duration; 6] = [
+/// The shortest tier keeps the last hop's overshoot under a quarter second.
+pub const DELAY_TIERS: [Duration; 7] = [
+    Duration::from_millis(250),
     Duration::from_secs(1),
     Duration::from_secs(5),
     Duration::from_secs(30),
@@ -88,6 +93,11 @@ pub const DELAY_TIERS: [Duration; 6] = [
     Duration::from_secs(600),
     Duration::from_secs(3600),
 ];
+
+/// A message due within this many ms is taken as come. Shorter than the
+/// shortest tier, so nothing runs earlier than that, and nothing takes a
+/// hop it does not need.
+pub const EARLY_MS: i64 = 50;
 
 /// When the job entered fanout (unix ms), for the latency histogram.
 pub const ENQUEUED_HEADER: &str = "fanout-enqueued";
@@ -111,6 +121,7 @@ impl Topology {
     pub fn queue(&self, route: Route) -> String {
         match route {
             Route::Jobs => self.jobs.clone(),
+            Route::Chains => format!("{}fanout.chains", self.prefix),
             Route::Render => self.render.clone(),
             Route::Deliver(kind) => format!("{}fanout.deliver.{}", self.prefix, kind.name()),
         }
@@ -556,7 +567,15 @@ mod tests {
     #[test]
     fn a_wait_takes_the_largest_tier_that_does_not_overshoot() {
         let s = Duration::from_secs;
-        assert_eq!(tier_for(Duration::from_millis(300)), s(1));
+        assert_eq!(
+            tier_for(Duration::from_millis(100)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            tier_for(Duration::from_millis(300)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(tier_for(s(1)), s(1));
         assert_eq!(tier_for(s(4)), s(1));
         assert_eq!(tier_for(s(5)), s(5));
         assert_eq!(tier_for(s(299)), s(120));
@@ -569,8 +588,9 @@ mod tests {
         assert_eq!(t.delay(Duration::from_secs(120)), "blue.fanout.delay.2m");
         assert_eq!(
             t.queues().len(),
-            3 + ChannelKind::ALL.len() + DELAY_TIERS.len()
+            4 + ChannelKind::ALL.len() + DELAY_TIERS.len()
         );
+        assert_eq!(t.queue(Route::Chains), "blue.fanout.chains");
         assert_eq!(
             t.queue(Route::Deliver(ChannelKind::Email)),
             "blue.fanout.deliver.email"

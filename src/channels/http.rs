@@ -28,13 +28,13 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, what: &str) -> Result<(
         _ => Reason::Other,
     };
     if retryable {
-        Err(SendError {
-            class: Class::Retry {
+        Err(SendError::new(
+            Class::Retry {
                 after: retry_after(headers),
             },
             reason,
             message,
-        })
+        ))
     } else {
         Err(SendError::permanent(reason, message))
     }
@@ -51,6 +51,47 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         when.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// The HTTP client every channel sends with: bounded by `timeout`, and
+/// never following a redirect (that would resend the alert somewhere not
+/// configured).
+pub fn client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// `fanout check` for an endpoint a probe must not post to: does its host
+/// accept connections? `ok` says what else was checked; `hint` what to try.
+pub async fn probe_connect(
+    component: String,
+    url: &url::Url,
+    timeout: std::time::Duration,
+    ok: &str,
+    hint: &str,
+) -> crate::check::CheckRow {
+    use crate::check::CheckRow;
+    let target = redact_url(url);
+    let host = url.host_str().unwrap_or_default().to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(_)) => CheckRow::ok(
+            component,
+            target,
+            format!("{ok}{host}:{port} accepts connections"),
+        ),
+        Ok(Err(e)) => CheckRow::fail(component, target, e.to_string(), hint),
+        Err(_) => CheckRow::fail(
+            component,
+            target,
+            "connect timed out",
+            "a firewall dropping packets looks like this",
+        ),
+    }
 }
 
 /// A transport error (no answer at all) as a send error: always worth

@@ -1,15 +1,20 @@
 //! Channels: where notifications go. One folder per channel, registered here.
 //!
 //! Every channel has the same shape: a config read from its
-//! `[destinations.NAME]` table, a sender that implements [`Sender`], and its
-//! own classification of errors into retryable or permanent. This file is
-//! the one registry: [`ChannelKind::ALL`] is the list of names that config
-//! parsing, `fanout check` and metrics all read, and adding a channel means
-//! its folder plus one line in each `match` below.
+//! `[destinations.NAME]` table that implements [`ChannelSpec`], a sender
+//! that implements [`Sender`], and its own classification of errors into
+//! retryable or permanent. The [`registry!`] line at the bottom is the one
+//! list of channels: config parsing, `fanout check`, the delivery queues and
+//! metrics all read it. Adding a channel is its folder plus one line there.
 
 pub mod email;
 pub mod http;
+pub mod image;
+pub mod prometheusalert;
+pub mod slack;
+pub mod text;
 pub mod webhook;
+pub mod wecom;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,77 +26,39 @@ use crate::job::Target;
 use crate::outbox::Outbox;
 use crate::template::Templates;
 
-/// The closed set of channels this build can deliver to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ChannelKind {
-    Email,
-    Webhook,
-}
-
-impl ChannelKind {
-    pub const ALL: &'static [ChannelKind] = &[ChannelKind::Email, ChannelKind::Webhook];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ChannelKind::Email => "email",
-            ChannelKind::Webhook => "webhook",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|k| k.name() == name)
-    }
-
-    /// Per-target overrides (job `targets[]` fields) this channel accepts.
-    pub fn target_fields(self) -> &'static [&'static str] {
-        match self {
-            ChannelKind::Email => &["to"],
-            ChannelKind::Webhook => &[],
-        }
-    }
-
+/// What every channel's config says about its channel.
+pub trait ChannelSpec: Sized + Clone + std::fmt::Debug {
+    /// Its `channel = "…"` name, and the name of its delivery queue.
+    const NAME: &'static str;
+    /// Per-target overrides (job `targets[]` fields) it accepts.
+    const TARGET_FIELDS: &'static [&'static str];
     /// Its templates; a destination's `template` dir may override any.
-    pub fn templates(self) -> &'static [&'static str] {
-        match self {
-            ChannelKind::Email => &["email/subject.j2", "email/text.j2", "email/html.j2"],
-            ChannelKind::Webhook => &["webhook/body.json.j2"],
-        }
-    }
-}
+    const TEMPLATES: &'static [&'static str];
+    /// The vendor's own limit, kept unless the destination sets `rate`.
+    const DEFAULT_RATE: Option<&'static str> = None;
 
-/// A destination's channel settings, as validated from its config table.
-#[derive(Clone, Debug)]
-pub enum ChannelConfig {
-    Email(email::EmailConfig),
-    Webhook(webhook::WebhookConfig),
-}
-
-impl ChannelConfig {
-    pub fn kind(&self) -> ChannelKind {
-        match self {
-            ChannelConfig::Email(_) => ChannelKind::Email,
-            ChannelConfig::Webhook(_) => ChannelKind::Webhook,
-        }
-    }
-
-    /// Problems with a job target's overrides for this destination, as
-    /// (field, message) pairs.
-    pub fn check_target(&self, target: &Target) -> Vec<(String, String)> {
-        match self {
-            ChannelConfig::Email(c) => c.check_target(target),
-            ChannelConfig::Webhook(c) => c.check_target(target),
-        }
-    }
+    type Sender: Sender;
 
     /// Read the channel's own keys; errors are recorded in `section`.
-    pub(crate) fn read(kind: ChannelKind, section: &Section) -> Option<Self> {
-        match kind {
-            ChannelKind::Email => email::EmailConfig::read(section).map(ChannelConfig::Email),
-            ChannelKind::Webhook => {
-                webhook::WebhookConfig::read(section).map(ChannelConfig::Webhook)
-            }
-        }
+    fn read(section: &Section) -> Option<Self>;
+
+    /// Problems with a job target's overrides, as (field, message) pairs.
+    fn check_target(&self, _target: &Target) -> Vec<(String, String)> {
+        Vec::new()
     }
+
+    /// What a rate limit counts against: the vendor's unit (one WeCom bot,
+    /// one Slack channel), so destinations sharing it share the limit.
+    fn rate_scope(&self, destination: &str, _target: &Target) -> String {
+        destination.to_string()
+    }
+
+    /// How many vendor messages one delivery with `images` charts makes.
+    fn messages(&self, _images: usize, _target: &Target) -> u32 {
+        1
+    }
+
+    fn build(&self, destination: &str, ctx: &BuildContext) -> Result<Self::Sender, String>;
 }
 
 /// What every channel does: send one delivery, and probe its dependency.
@@ -112,46 +79,132 @@ pub struct BuildContext {
     pub outbox: Option<Outbox>,
 }
 
-/// A built sender for one destination.
-pub enum Channel {
-    Email(email::EmailSender),
-    Webhook(webhook::WebhookSender),
+/// Generates the closed set of channels and the dispatch over it from one
+/// list of `Variant => module::Config` lines.
+macro_rules! registry {
+    ($($variant:ident => $module:ident :: $config:ident),+ $(,)?) => {
+        /// The closed set of channels this build can deliver to.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ChannelKind {
+            $($variant),+
+        }
+
+        impl ChannelKind {
+            pub const ALL: &'static [ChannelKind] = &[$(ChannelKind::$variant),+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ChannelKind::$variant => <$module::$config as ChannelSpec>::NAME),+
+                }
+            }
+
+            pub fn target_fields(self) -> &'static [&'static str] {
+                match self {
+                    $(ChannelKind::$variant => <$module::$config as ChannelSpec>::TARGET_FIELDS),+
+                }
+            }
+
+            pub fn templates(self) -> &'static [&'static str] {
+                match self {
+                    $(ChannelKind::$variant => <$module::$config as ChannelSpec>::TEMPLATES),+
+                }
+            }
+
+            pub fn default_rate(self) -> Option<&'static str> {
+                match self {
+                    $(ChannelKind::$variant => <$module::$config as ChannelSpec>::DEFAULT_RATE),+
+                }
+            }
+
+            /// Read the channel's own keys; errors are recorded in `section`.
+            pub(crate) fn read(self, section: &Section) -> Option<ChannelConfig> {
+                match self {
+                    $(ChannelKind::$variant => {
+                        <$module::$config as ChannelSpec>::read(section).map(ChannelConfig::$variant)
+                    }),+
+                }
+            }
+        }
+
+        /// A destination's channel settings, as validated from its config table.
+        #[derive(Clone, Debug)]
+        pub enum ChannelConfig {
+            $($variant($module::$config)),+
+        }
+
+        impl ChannelConfig {
+            pub fn kind(&self) -> ChannelKind {
+                match self {
+                    $(ChannelConfig::$variant(_) => ChannelKind::$variant),+
+                }
+            }
+
+            pub fn check_target(&self, target: &Target) -> Vec<(String, String)> {
+                match self {
+                    $(ChannelConfig::$variant(c) => c.check_target(target)),+
+                }
+            }
+
+            pub fn rate_scope(&self, destination: &str, target: &Target) -> String {
+                match self {
+                    $(ChannelConfig::$variant(c) => c.rate_scope(destination, target)),+
+                }
+            }
+
+            pub fn messages(&self, images: usize, target: &Target) -> u32 {
+                match self {
+                    $(ChannelConfig::$variant(c) => c.messages(images, target)),+
+                }
+            }
+        }
+
+        /// A built sender for one destination.
+        pub enum Channel {
+            $($variant(<$module::$config as ChannelSpec>::Sender)),+
+        }
+
+        impl Channel {
+            pub fn build(
+                destination: &str,
+                config: &ChannelConfig,
+                ctx: &BuildContext,
+            ) -> Result<Self, String> {
+                match config {
+                    $(ChannelConfig::$variant(c) => c.build(destination, ctx).map(Channel::$variant)),+
+                }
+            }
+
+            pub fn kind(&self) -> ChannelKind {
+                match self {
+                    $(Channel::$variant(_) => ChannelKind::$variant),+
+                }
+            }
+
+            pub async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
+                match self {
+                    $(Channel::$variant(s) => s.send(delivery).await),+
+                }
+            }
+
+            pub async fn check(&self) -> CheckRow {
+                match self {
+                    $(Channel::$variant(s) => s.check().await),+
+                }
+            }
+        }
+    };
 }
 
-impl Channel {
-    pub fn build(
-        destination: &str,
-        config: &ChannelConfig,
-        ctx: &BuildContext,
-    ) -> Result<Self, String> {
-        match config {
-            ChannelConfig::Email(c) => {
-                email::EmailSender::new(destination, c, ctx).map(Channel::Email)
-            }
-            ChannelConfig::Webhook(c) => {
-                webhook::WebhookSender::new(destination, c, ctx).map(Channel::Webhook)
-            }
-        }
-    }
+registry! {
+    Email => email::EmailConfig,
+    Webhook => webhook::WebhookConfig,
+    Wecom => wecom::WecomConfig,
+    PrometheusAlert => prometheusalert::PrometheusAlertConfig,
+    Slack => slack::SlackConfig,
+}
 
-    pub fn kind(&self) -> ChannelKind {
-        match self {
-            Channel::Email(_) => ChannelKind::Email,
-            Channel::Webhook(_) => ChannelKind::Webhook,
-        }
-    }
-
-    pub async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
-        match self {
-            Channel::Email(s) => s.send(delivery).await,
-            Channel::Webhook(s) => s.send(delivery).await,
-        }
-    }
-
-    pub async fn check(&self) -> CheckRow {
-        match self {
-            Channel::Email(s) => s.check().await,
-            Channel::Webhook(s) => s.check().await,
-        }
+impl ChannelKind {
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
     }
 }

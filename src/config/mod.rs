@@ -38,6 +38,8 @@ pub struct Config {
     pub broker: Option<BrokerConfig>,
     pub store: Option<StoreConfig>,
     pub storage: Option<StorageConfig>,
+    /// Signed action links in notifications (`[actions]`).
+    pub actions: Option<ActionsConfig>,
     pub render: RenderConfig,
     pub templates: TemplatesConfig,
     pub destinations: BTreeMap<String, Destination>,
@@ -56,6 +58,13 @@ pub struct BrokerConfig {
     pub url: Secret,
     /// Prepended to every exchange and queue name.
     pub prefix: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ActionsConfig {
+    pub signing_key: Secret,
+    /// How long a link in a notification keeps working.
+    pub ttl: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -127,6 +136,8 @@ pub struct Destination {
     pub rate: Option<RateLimit>,
     /// A folder whose files override the channel's default templates.
     pub template: Option<PathBuf>,
+    /// Repeat suppression for jobs that set none (`suppress = { key, window }`).
+    pub suppress: Option<crate::job::Suppress>,
 }
 
 impl Destination {
@@ -241,6 +252,9 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
     let storage = root
         .table("storage")
         .and_then(|s| read_storage(&s, http.is_some() && !public_url_written));
+    let actions = root
+        .table("actions")
+        .and_then(|s| read_actions(&s, http.is_some() && !public_url_written));
     let render = read_render(root.table("render"));
     let templates = read_templates(root.table("templates"));
     let destinations = read_destinations(root.table("destinations"));
@@ -250,6 +264,7 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
         broker,
         store,
         storage,
+        actions,
         render: render?,
         templates: templates?,
         destinations: destinations?,
@@ -389,6 +404,41 @@ fn read_storage(s: &Section, public_url_missing: bool) -> Option<StorageConfig> 
         signing_key,
         url_ttl,
         retention,
+    })
+}
+
+fn read_actions(s: &Section, public_url_missing: bool) -> Option<ActionsConfig> {
+    let signing_key = s.secret("signing_key");
+    let ttl = s
+        .span("ttl")
+        .map_or(Duration::from_secs(7 * 86_400), |t| t.0);
+    match &signing_key {
+        None if !s.has("signing_key") => s.error(
+            "signing_key",
+            "is required: action links are signed with it",
+            Some("at least 32 random bytes, e.g. `openssl rand -hex 32`"),
+        ),
+        Some(key) if key.expose().len() < MIN_SIGNING_KEY_BYTES => s.error(
+            "signing_key",
+            format!(
+                "is {} bytes; at least {MIN_SIGNING_KEY_BYTES} are required",
+                key.expose().len()
+            ),
+            Some("generate one with `openssl rand -hex 32`"),
+        ),
+        _ => {}
+    }
+    if public_url_missing {
+        s.error(
+            "signing_key",
+            "action links are built from http.public_url, which is not set",
+            Some("set [http] public_url to the address people's mail and chat clients reach fanout at"),
+        );
+    }
+    s.finish();
+    Some(ActionsConfig {
+        signing_key: signing_key.filter(|k| k.expose().len() >= MIN_SIGNING_KEY_BYTES)?,
+        ttl,
     })
 }
 
@@ -573,16 +623,33 @@ fn read_destination(name: &str, d: &Section) -> Option<Destination> {
         });
     let max_attempts = d.integer("max_attempts", 1, 100);
     let max_age = d.span("max_age");
-    let rate = d
-        .string("rate")
-        .and_then(|text| match RateLimit::parse(&text) {
-            Ok(rate) => Some(rate),
+    // Some(None): `rate = "off"`, the channel's default switched off.
+    let rate = d.string("rate").and_then(|text| match text.as_str() {
+        "off" => Some(None),
+        _ => match RateLimit::parse(&text) {
+            Ok(rate) => Some(Some(rate)),
             Err(message) => {
-                d.error("rate", message, Some("e.g. rate = \"20/min\""));
+                d.error("rate", message, Some("e.g. rate = \"20/min\", or \"off\""));
                 None
             }
-        });
+        },
+    });
     let template = d.string("template").map(PathBuf::from);
+    let suppress = d.table("suppress").and_then(|t| {
+        let key = t.required_string("key", "a template, e.g. \"{{ alert.labels.service }}\"");
+        if !t.has("window") {
+            t.error("window", "is required", Some("e.g. window = \"10m\""));
+        }
+        let window = t.span("window");
+        if window.is_some_and(|w| w.0 < Duration::from_secs(1)) {
+            t.error("window", "must be at least 1s", None);
+        }
+        t.finish();
+        Some(crate::job::Suppress {
+            key: key?,
+            window: window.filter(|w| w.0 >= Duration::from_secs(1))?,
+        })
+    });
     let Some(kind) = kind else {
         // Without a channel its keys cannot be judged; don't report them all.
         d.known(&d.keys().iter().map(String::as_str).collect::<Vec<_>>());
@@ -597,7 +664,11 @@ fn read_destination(name: &str, d: &Section) -> Option<Destination> {
             );
         }
     }
-    let channel = ChannelConfig::read(kind, d)?;
+    let channel = kind.read(d)?;
+    let rate = rate.unwrap_or_else(|| {
+        kind.default_rate()
+            .and_then(|text| RateLimit::parse(text).ok())
+    });
     let retry = RetryPolicy {
         max_attempts: max_attempts.map_or(RetryPolicy::default().max_attempts, |n| n as u32),
         max_age: max_age.map_or(RetryPolicy::default().max_age, |s| s.0),
@@ -609,6 +680,7 @@ fn read_destination(name: &str, d: &Section) -> Option<Destination> {
         retry,
         rate,
         template,
+        suppress,
     })
 }
 

@@ -59,7 +59,7 @@ pub(crate) type Errors = Rc<RefCell<Vec<ConfigError>>>;
 pub type EnvLookup = Rc<dyn Fn(&str) -> Option<String>>;
 
 /// A view of one TOML table under a dotted path.
-pub(crate) struct Section {
+pub struct Section {
     path: String,
     table: toml::Table,
     used: RefCell<BTreeSet<String>>,
@@ -328,10 +328,7 @@ pub(crate) fn expand_env(
 }
 
 /// The URL rules, apart from any section, so the job and CLI can reuse them.
-pub(crate) fn check_url(
-    text: &str,
-    schemes: &[&str],
-) -> Result<Url, (String, Option<&'static str>)> {
+pub fn check_url(text: &str, schemes: &[&str]) -> Result<Url, (String, Option<&'static str>)> {
     let trimmed = text.trim();
     // Messages quote the URL without its userinfo: it may hold a password.
     let shown = redact_userinfo(trimmed);

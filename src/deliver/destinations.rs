@@ -22,6 +22,7 @@ struct Built {
 /// Every destination of the config, ready to send.
 pub struct Destinations {
     built: BTreeMap<String, Built>,
+    templates: Arc<Templates>,
 }
 
 impl Destinations {
@@ -36,8 +37,9 @@ impl Destinations {
                     .map_err(|e| format!("destinations.{name}.template: {e}"))?;
             }
         }
+        let templates = Arc::new(templates);
         let ctx = BuildContext {
-            templates: Arc::new(templates),
+            templates: templates.clone(),
             outbox,
         };
         let mut built = BTreeMap::new();
@@ -52,7 +54,12 @@ impl Destinations {
                 },
             );
         }
-        Ok(Self { built })
+        Ok(Self { built, templates })
+    }
+
+    /// The compiled templates (for keys a job gives as templates).
+    pub fn templates(&self) -> &Templates {
+        &self.templates
     }
 
     /// Deliver with retries in this process (for `fanout send`, which has
@@ -97,6 +104,9 @@ impl Destinations {
                 Some(wait) => {
                     tokio::time::sleep(wait).await;
                     delivery.attempt += 1;
+                    if let Err(error) = &result {
+                        delivery.progress = error.progress.clone();
+                    }
                 }
                 None => {
                     return Outcome {

@@ -27,11 +27,28 @@ pub struct Delivery {
     pub charts: Arc<Vec<ChartImage>>,
     /// 1 on the first try.
     pub attempt: u32,
+    /// How many times a `repeat` sent the chain back to its start.
+    pub round: u32,
+    /// Repeats held back before this notification, when any were.
+    pub suppressed: Option<crate::suppress::Summary>,
+    /// Signed links that acknowledge, resolve or silence the group.
+    pub actions: Option<crate::actions::ActionUrls>,
+    /// The channel's handle on the group's conversation (a Slack thread's
+    /// ts), as an earlier [`Sent::thread`] of this destination left it.
+    pub thread: Option<String>,
+    /// Where the previous attempt stopped ([`SendError::progress`]).
+    pub progress: Option<String>,
 }
 
 impl Delivery {
     pub fn destination(&self) -> &str {
         &self.target.destination
+    }
+
+    /// The step as the notification log numbers it: unique per repeat
+    /// round, and for the "resolved" notice.
+    pub fn log_step(&self) -> usize {
+        crate::chain::log_step(self.step, self.round)
     }
 
     /// The Content-ID of chart `index` in this delivery's email: unique
@@ -70,6 +87,18 @@ pub struct ChartImage {
 pub struct Sent {
     /// One line for the operator: the server's reply, or the outbox file.
     pub detail: String,
+    /// A conversation this send opened, for the group's later notices to
+    /// join (kept in the group's state).
+    pub thread: Option<String>,
+}
+
+impl Sent {
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            thread: None,
+        }
+    }
 }
 
 /// Whether a failed send may succeed later.
@@ -134,23 +163,37 @@ pub struct SendError {
     pub class: Class,
     pub reason: Reason,
     pub message: String,
+    /// How far a send of several requests got before it failed (the
+    /// channel's own words, e.g. "2" messages sent): the next attempt
+    /// resumes there instead of sending those again.
+    pub progress: Option<String>,
 }
 
 impl SendError {
     pub fn retry(reason: Reason, message: impl Into<String>) -> Self {
-        Self {
-            class: Class::Retry { after: None },
-            reason,
-            message: message.into(),
-        }
+        Self::new(Class::Retry { after: None }, reason, message)
     }
 
     pub fn permanent(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Class::Permanent, reason, message)
+    }
+
+    pub fn new(class: Class, reason: Reason, message: impl Into<String>) -> Self {
         Self {
-            class: Class::Permanent,
+            class,
             reason,
             message: message.into(),
+            progress: None,
         }
+    }
+
+    /// The outbox (`fanout send --outbox`) could not be written.
+    pub fn outbox(error: &std::io::Error) -> Self {
+        Self::permanent(Reason::Other, format!("cannot write the outbox: {error}"))
+    }
+
+    pub fn with_progress(self, progress: Option<String>) -> Self {
+        Self { progress, ..self }
     }
 
     pub fn is_retryable(&self) -> bool {

@@ -121,6 +121,15 @@ pub enum Status {
     Resolved,
 }
 
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
 /// A chart to render: a Grafana panel or any page on an allowed origin.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +217,15 @@ pub struct Target {
 }
 
 impl Target {
+    /// Where a group's conversation lives for this target: the destination,
+    /// and the channel when the target picks another one.
+    pub fn thread_key(&self) -> String {
+        match &self.channel_id {
+            Some(channel) => format!("{}#{channel}", self.destination),
+            None => self.destination.clone(),
+        }
+    }
+
     /// The override fields this target sets, by their JSON names.
     pub fn overrides(&self) -> Vec<&'static str> {
         let mut set = Vec::new();

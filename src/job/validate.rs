@@ -35,6 +35,8 @@ impl fmt::Display for JobErrors {
 
 /// Longest `repeat` OnCall allows, and the range of a `wait`.
 pub const MAX_REPEAT: u32 = 5;
+/// Steps in one escalation (a chain's log steps are numbered per round).
+pub const MAX_STEPS: usize = 100;
 pub const MIN_WAIT_SECS: u64 = 1;
 pub const MAX_WAIT_SECS: u64 = 24 * 3600;
 
@@ -128,6 +130,12 @@ pub fn validate(job: &Job, config: &Config) -> Result<(), JobErrors> {
         }
     }
 
+    if job.escalation.len() > MAX_STEPS {
+        err(
+            "escalation".into(),
+            format!("has {} steps; at most {MAX_STEPS}", job.escalation.len()),
+        );
+    }
     let targets: Vec<&str> = job.targets.iter().map(|t| t.destination.as_str()).collect();
     let last = job.escalation.len().saturating_sub(1);
     for (i, step) in job.escalation.iter().enumerate() {
@@ -192,6 +200,14 @@ pub fn validate(job: &Job, config: &Config) -> Result<(), JobErrors> {
                     err(
                         format!("{path}.resolve"),
                         "resolve must be the last step".into(),
+                    );
+                }
+                // The notices of that step would still be rendering: the
+                // resolve would stop them, and find nobody notified.
+                if i > 0 && matches!(job.escalation[i - 1], Step::Notify { .. }) {
+                    err(
+                        format!("{path}.resolve"),
+                        "comes right after a notify; put a wait between, so the notifications go out before the group resolves".into(),
                     );
                 }
             }

@@ -24,6 +24,7 @@ use headless_chrome::protocol::cdp::Fetch::{
 };
 use headless_chrome::protocol::cdp::Network::ErrorReason;
 use headless_chrome::protocol::cdp::Page::{CaptureScreenshot, CaptureScreenshotFormatOption};
+use headless_chrome::protocol::cdp::Target::CreateTarget;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -262,7 +263,25 @@ impl Shared {
             .browser
             .as_ref()
             .ok_or_else(|| RenderError::Launch("no browser".into()))?;
-        let tab = browser.new_tab().map_err(browser_error)?;
+        // Each tab in a window of its own: a tab behind another in one
+        // window is hidden, gets no animation frames, and Grafana never
+        // draws in it, so two renders at once would leave one hanging.
+        let tab = browser
+            .new_tab_with_options(CreateTarget {
+                url: "about:blank".to_string(),
+                left: None,
+                top: None,
+                width: None,
+                height: None,
+                window_state: None,
+                browser_context_id: None,
+                enable_begin_frame_control: None,
+                new_window: Some(true),
+                background: None,
+                for_tab: None,
+                hidden: None,
+            })
+            .map_err(browser_error)?;
         drop(pool);
         self.prepare(&tab)?;
         Ok(PooledTab {

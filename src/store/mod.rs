@@ -13,6 +13,9 @@
 pub mod redis;
 pub mod sqlite;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::check::CheckRow;
 use crate::deliver::Delivery;
 use crate::secret::Secret;
@@ -29,7 +32,7 @@ impl DeliveryKey {
     pub fn of(delivery: &Delivery) -> Self {
         Self {
             job_id: delivery.job.id.clone(),
-            step: delivery.step,
+            step: delivery.log_step(),
             destination: delivery.destination().to_string(),
         }
     }
@@ -39,6 +42,11 @@ impl DeliveryKey {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("store: {0}")]
 pub struct StoreError(pub String);
+
+fn parse_record<T: DeserializeOwned>(kind: &str, id: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError(format!("{kind} {id}: unreadable record: {e}")))
+}
 
 /// How long a redis entry is kept: longer than any retry schedule.
 pub const REMEMBER_SECS: u64 = 30 * 86_400;
@@ -87,11 +95,59 @@ impl Store {
         &self,
         name: &str,
         limit: crate::deliver::rate::RateLimit,
+        cost: u32,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         match self {
-            Store::Sqlite(s) => s.reserve_slot(name, limit, now_ms).await,
-            Store::Redis(s) => s.reserve_slot(name, limit, now_ms).await,
+            Store::Sqlite(s) => s.reserve_slot(name, limit, cost, now_ms).await,
+            Store::Redis(s) => s.reserve_slot(name, limit, cost, now_ms).await,
+        }
+    }
+
+    /// The record `kind`/`id` (a group's state, a suppression window).
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let text = match self {
+            Store::Sqlite(s) => s.get(kind, id).await?,
+            Store::Redis(s) => s.get(kind, id).await?,
+        };
+        text.map(|t| parse_record(kind, id, &t)).transpose()
+    }
+
+    /// Change the record `kind`/`id` atomically, across every worker
+    /// sharing the store. `change` sees the current value (or `None`) and
+    /// returns the new one (`None`: leave it) and a result; it may run more
+    /// than once when others change the record at the same time.
+    pub async fn update<T, R>(
+        &self,
+        kind: &'static str,
+        id: &str,
+        mut change: impl FnMut(Option<T>) -> (Option<T>, R) + Send + 'static,
+    ) -> Result<R, StoreError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Send + 'static,
+    {
+        let owned_id = id.to_string();
+        let mut typed = move |current: Option<&str>| {
+            // A record this build cannot read is started afresh, loudly:
+            // the alternative is a group that can never be changed again.
+            let current = current.and_then(|t| match parse_record(kind, &owned_id, t) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(message = "Unreadable record; starting it afresh.", error = %e);
+                    None
+                }
+            });
+            let (new, result) = change(current);
+            (new.and_then(|v| serde_json::to_string(&v).ok()), result)
+        };
+        match self {
+            Store::Sqlite(s) => s.update(kind, id, typed).await,
+            Store::Redis(s) => s.update(kind, id, &mut typed).await,
         }
     }
 

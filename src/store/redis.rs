@@ -6,6 +6,22 @@ use redis::AsyncCommands;
 use super::{DeliveryKey, StoreError, REMEMBER_SECS};
 use crate::deliver::rate::{RateLimit, REDIS_RESERVE};
 
+/// How often a contended update reads and tries again.
+const CAS_ROUNDS: u32 = 100;
+
+/// Set KEYS[1] to ARGV[3] (expiring in ARGV[4] s) only if it still holds
+/// what was read: ARGV[2] when ARGV[1] is "1", nothing when "0".
+const COMPARE_AND_SET: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+return 1
+"#;
+
 pub struct RedisStore {
     shown: String,
     /// Put before every key: deployments sharing a Redis (their broker
@@ -79,11 +95,67 @@ impl RedisStore {
         Ok(())
     }
 
+    fn record_key(&self, kind: &str, id: &str) -> String {
+        format!("{}fanout:{kind}:{id}", self.namespace)
+    }
+
+    /// The record `kind`/`id`, if there is one.
+    pub async fn get(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        conn.get(self.record_key(kind, id))
+            .await
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    /// Read, change and write the record `kind`/`id`: the write happens
+    /// only if nobody changed the record since it was read (compare and
+    /// set in one script), else the change runs again on the new value.
+    pub async fn update<R>(
+        &self,
+        kind: &str,
+        id: &str,
+        mut change: impl FnMut(Option<&str>) -> (Option<String>, R),
+    ) -> Result<R, StoreError> {
+        let key = self.record_key(kind, id);
+        let script = redis::Script::new(COMPARE_AND_SET);
+        for round in 0..CAS_ROUNDS {
+            let mut conn = self.conn.clone();
+            let current: Option<String> = conn
+                .get(&key)
+                .await
+                .map_err(|e| StoreError(e.to_string()))?;
+            let (new, result) = change(current.as_deref());
+            let Some(new) = new else {
+                return Ok(result);
+            };
+            let swapped: i64 = script
+                .key(&key)
+                .arg(if current.is_some() { "1" } else { "0" })
+                .arg(current.as_deref().unwrap_or(""))
+                .arg(&new)
+                .arg(REMEMBER_SECS)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| StoreError(e.to_string()))?;
+            if swapped == 1 {
+                return Ok(result);
+            }
+            // Someone else changed it: read again, after a little jitter so
+            // two racing workers do not collide in step.
+            let pause = 1 + fastrand::u64(0..(2 + round as u64 * 2));
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        }
+        Err(StoreError(format!(
+            "{kind} {id}: changed by others {CAS_ROUNDS} times in a row; giving up"
+        )))
+    }
+
     /// Reserve the next send slot of `name`, atomically in Redis.
     pub async fn reserve_slot(
         &self,
         name: &str,
         limit: RateLimit,
+        cost: u32,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn.clone();
@@ -91,7 +163,8 @@ impl RedisStore {
             .key(format!("{}fanout:rate:{name}", self.namespace))
             .arg(now_ms)
             .arg(limit.count)
-            .arg(limit.period.as_millis() as i64)
+            .arg(limit.period_ms())
+            .arg(cost)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| StoreError(e.to_string()))

@@ -51,6 +51,13 @@ impl SqliteStore {
                 CREATE TABLE IF NOT EXISTS rate_slots (
                     name TEXT PRIMARY KEY,
                     recent TEXT NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS records (
+                    kind TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (kind, id)
                 )",
             )
             .map_err(err)?;
@@ -120,12 +127,61 @@ impl SqliteStore {
         .await
     }
 
+    /// The record `kind`/`id`, if there is one.
+    pub async fn get(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT value FROM records WHERE kind = ?1 AND id = ?2",
+                params![kind, id],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Read, change and write the record `kind`/`id` in one immediate
+    /// transaction: processes sharing the file see each change whole.
+    pub async fn update<R: Send + 'static>(
+        &self,
+        kind: &str,
+        id: &str,
+        mut change: impl FnMut(Option<&str>) -> (Option<String>, R) + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        let now = crate::storage::signing::unix_now() as i64;
+        self.with(move |c| {
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM records WHERE kind = ?1 AND id = ?2",
+                    params![kind, id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let (new, result) = change(current.as_deref());
+            if let Some(new) = new {
+                tx.execute(
+                    "INSERT INTO records (kind, id, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(kind, id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    params![kind, id, new, now],
+                )?;
+            }
+            tx.commit()?;
+            Ok(result)
+        })
+        .await
+    }
+
     /// Reserve the next send slot of `name` (see [`crate::deliver::rate`]);
     /// one immediate transaction, so processes sharing the file agree.
     pub async fn reserve_slot(
         &self,
         name: &str,
         limit: RateLimit,
+        cost: u32,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         let name = name.to_string();
@@ -142,8 +198,8 @@ impl SqliteStore {
             let mut recent: Vec<i64> = stored
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or_default();
-            let slot = next_slot(&recent, limit, now_ms);
-            push_slot(&mut recent, slot, limit);
+            let slot = next_slot(&recent, limit, cost, now_ms);
+            push_slot(&mut recent, slot, limit, cost);
             let recent = serde_json::to_string(&recent).unwrap_or_else(|_| "[]".into());
             tx.execute(
                 "INSERT INTO rate_slots (name, recent) VALUES (?1, ?2)

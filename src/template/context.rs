@@ -16,6 +16,20 @@ pub struct Context<'a> {
     pub job: &'a Job,
     pub step: StepContext,
     pub destination: &'a str,
+    /// Links that acknowledge, resolve or silence the group (`[actions]`).
+    pub actions: Option<&'a crate::actions::ActionUrls>,
+    /// Repeats held back before this one: `{count, window, since, text}`.
+    pub suppressed: Option<SuppressedContext>,
+}
+
+#[derive(Serialize)]
+pub struct SuppressedContext {
+    pub count: u64,
+    /// The window as written, e.g. `10m`.
+    pub window: String,
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// "…and 12 more like this in the last 10m".
+    pub text: String,
 }
 
 #[derive(Serialize)]
@@ -40,6 +54,8 @@ pub struct StepContext {
     pub index: usize,
     pub important: bool,
     pub attempt: u32,
+    /// How many times a `repeat` sent the chain back to its start.
+    pub round: u32,
 }
 
 impl<'a> Context<'a> {
@@ -76,8 +92,16 @@ impl<'a> Context<'a> {
                 index: delivery.step,
                 important,
                 attempt: delivery.attempt,
+                round: delivery.round,
             },
             destination: delivery.destination(),
+            actions: delivery.actions.as_ref(),
+            suppressed: delivery.suppressed.as_ref().map(|s| SuppressedContext {
+                count: s.count,
+                window: s.window.to_string(),
+                since: s.since,
+                text: format!("…and {} more like this in the last {}", s.count, s.window),
+            }),
         }
     }
 }

@@ -79,6 +79,41 @@ pub fn register(env: &mut Environment<'_>, default_tz: Tz) {
         },
     );
     env.add_filter("iso8601_to_time", iso8601_to_time);
+    env.add_filter("truncate", truncate);
+    env.add_filter("mrkdwn", mrkdwn);
+}
+
+/// Jinja's `truncate(length=255, killwords=false, end="…")`, counting
+/// characters: chat vendors cap their fields in characters, and a cut
+/// must say so. `leeway` is accepted and ignored (Jinja's default is 5).
+fn truncate(
+    value: &str,
+    length: Option<usize>,
+    killwords: Option<bool>,
+    end: Option<String>,
+) -> String {
+    let length = length.unwrap_or(255);
+    let end = end.unwrap_or_else(|| "…".to_string());
+    if value.chars().count() <= length {
+        return value.to_string();
+    }
+    let room = length.saturating_sub(end.chars().count());
+    let mut kept: String = value.chars().take(room).collect();
+    if !killwords.unwrap_or(false) {
+        if let Some(space) = kept.rfind(' ').filter(|i| *i > 0) {
+            kept.truncate(space);
+        }
+    }
+    kept + &end
+}
+
+/// Slack mrkdwn treats `&`, `<` and `>` as markup: user text gets them
+/// escaped, so a label like `a<b` is shown and cannot forge a link.
+fn mrkdwn(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn invalid(msg: String) -> Error {

@@ -45,6 +45,22 @@ const DEFAULTS: &[(&str, &str)] = &[
         "webhook/body.json.j2",
         include_str!("../../templates/webhook/body.json.j2"),
     ),
+    (
+        "wecom/markdown.md.j2",
+        include_str!("../../templates/wecom/markdown.md.j2"),
+    ),
+    (
+        "wecom/news.txt.j2",
+        include_str!("../../templates/wecom/news.txt.j2"),
+    ),
+    (
+        "prometheusalert/body.json.j2",
+        include_str!("../../templates/prometheusalert/body.json.j2"),
+    ),
+    (
+        "slack/message.json.j2",
+        include_str!("../../templates/slack/message.json.j2"),
+    ),
 ];
 
 /// A template failed: permanent, and says where.
@@ -164,6 +180,27 @@ impl Templates {
                 line: None,
                 message: "output is not UTF-8".into(),
             }),
+            Err(e) => Err(TemplateError::from_minijinja(name, &e, out.overflowed)),
+        }
+    }
+}
+
+impl Templates {
+    /// Render a one-line template given in a job (a suppression key),
+    /// bounded like every other template.
+    pub fn render_inline<C: Serialize>(
+        &self,
+        name: &str,
+        source: &str,
+        context: &C,
+    ) -> Result<String, TemplateError> {
+        let template = self
+            .env
+            .template_from_named_str(name, source)
+            .map_err(|e| TemplateError::from_minijinja(name, &e, false))?;
+        let mut out = CappedWriter::default();
+        match template.render_captured_to(context, &mut out) {
+            Ok(_) => Ok(String::from_utf8_lossy(&out.buf).into_owned()),
             Err(e) => Err(TemplateError::from_minijinja(name, &e, out.overflowed)),
         }
     }

@@ -14,16 +14,16 @@ use tracing::{debug, info, warn};
 
 use super::message::DeliveryOrder;
 use super::{headers_of, Context, Disposition};
+use crate::chain::group::{self, Gate, GroupState};
+use crate::deliver::rate::{RateLimit, SlotTime};
 use crate::metrics::{ChannelLabels, DestinationLabels};
-use crate::store::DeliveryKey;
 
 /// Headers a delivery carries between attempts.
 pub const ATTEMPT_HEADER: &str = "fanout-attempt";
 pub const FIRST_HEADER: &str = "fanout-first";
 pub const SLOT_HEADER: &str = "fanout-slot";
-
-/// How early a slot or due time may be taken as come.
-const EARLY: i64 = 250;
+/// Where a failed send of several requests stopped (a resume point).
+pub const PROGRESS_HEADER: &str = "fanout-progress";
 
 pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     let order = match DeliveryOrder::decode(&message.data) {
@@ -45,11 +45,28 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
         );
     };
     let channel = destination.kind().name();
-    let key = DeliveryKey {
-        job_id: order.job.id.clone(),
-        step: order.step,
-        destination: name.clone(),
+    let key = order.key();
+    let group_id = order.job.alert.group_id.clone();
+    let state = match ctx.store.get::<GroupState>(group::KIND, &group_id).await {
+        Ok(state) => state,
+        Err(e) => {
+            warn!(message = "Group state unreadable; sending anyway.", error = %e);
+            None
+        }
     };
+    // A step planned before an acknowledge or resolve is not sent after it,
+    // even if it waited for a rate-limit slot or a retry. A resolved notice
+    // is not a step: nothing stops it.
+    if !order.is_resolved_notice() {
+        if let Gate::Stop(why) = group::gate(state.as_ref(), &order.job.id, chrono::Utc::now()) {
+            info!(message = "Not sending: the chain was stopped.", job = %key.job_id, destination = %name, %why);
+            ctx.metrics.delivery(channel, &name, "stopped");
+            return Disposition::Done;
+        }
+    }
+    let thread = state
+        .filter(|s| s.chain == order.job.id)
+        .and_then(|mut s| s.threads.remove(&order.target.thread_key()));
     match ctx.store.was_sent(&key).await {
         Ok(Some(_)) => {
             info!(message = "Already sent; not sending again.", job = %key.job_id, destination = %name);
@@ -60,32 +77,56 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
         // Sending twice is better than not paging at all.
         Err(e) => warn!(message = "Notification log unreadable; sending anyway.", error = %e),
     }
+    // The slot this send keeps, if the destination has a rate limit.
+    let mut slot = None;
     if let Some(rate) = destination.rate {
+        let images = order.charts.iter().filter(|c| c.has_image()).count();
+        let cost = destination.channel.messages(images, &order.target);
+        let scope = destination.channel.rate_scope(&name, &order.target);
         let held = int(SLOT_HEADER).filter(|s| *s > 0);
-        let slot = match held {
-            Some(slot) => slot,
-            None => match ctx.store.reserve_slot(&name, rate, now).await {
-                Ok(slot) => slot,
-                Err(e) => {
-                    warn!(message = "Rate limit unreadable; sending now.", destination = %name, error = %e);
-                    now
-                }
-            },
+        let at = match held {
+            Some(at) => at,
+            None => reserve(ctx, &scope, rate, cost, &name).await,
         };
-        if slot > now + EARLY {
-            ctx.metrics
-                .rate_limited
-                .get_or_create(&DestinationLabels {
-                    destination: name.clone(),
-                })
-                .inc();
-            return Disposition::Later {
-                due_ms: slot,
-                headers: vec![(SLOT_HEADER, AMQPValue::LongLongInt(slot))],
-            };
+        if SlotTime::of(at, chrono::Utc::now().timestamp_millis()) == SlotTime::Ahead {
+            return rate_limited(ctx, &name, at);
+        }
+        slot = Some((scope, rate, cost, at));
+    }
+    let actions = match (&ctx.actions, order.is_resolved_notice()) {
+        (Some(links), false) => Some(links.urls(&group_id, chrono::Utc::now())),
+        _ => None,
+    };
+    let resolved_notice = order.is_resolved_notice();
+    let target = order.target.clone();
+    let mut delivery = order
+        .into_delivery(ctx.charts.storage(), attempt, actions)
+        .await;
+    delivery.thread = thread;
+    delivery.progress = headers
+        .get(PROGRESS_HEADER)
+        .and_then(serde_json::Value::as_str)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    // Loading the charts, or a backlog, may have made the send late: a
+    // missed slot is given up for a new one rather than crowding the next.
+    // A worker too busy to keep even a fresh slot sends after a few tries.
+    if let Some((scope, rate, cost, mut at)) = slot {
+        let mut missed = 0;
+        loop {
+            match SlotTime::of(at, chrono::Utc::now().timestamp_millis()) {
+                SlotTime::Ahead => return rate_limited(ctx, &name, at),
+                SlotTime::Soon(wait) => tokio::time::sleep(wait).await,
+                SlotTime::Now => break,
+                SlotTime::Missed if missed == 3 => break,
+                SlotTime::Missed => {
+                    missed += 1;
+                    debug!(message = "Rate-limit slot missed; taking a new one.", destination = %name, late_ms = chrono::Utc::now().timestamp_millis() - at);
+                    at = reserve(ctx, &scope, rate, cost, &name).await;
+                }
+            }
         }
     }
-    let delivery = order.into_delivery(ctx.charts.storage(), attempt).await;
     // With "Delivered." below, this brackets the one window in which a
     // crash can cause a duplicate: sent, not yet recorded.
     let id = format!("{}/{}/{}", key.job_id, key.step, key.destination);
@@ -96,6 +137,20 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
         Ok(sent) => {
             if let Err(e) = ctx.store.record_sent(&key, &sent.detail).await {
                 warn!(message = "Sent, but not recorded: a redelivery may send it again.", job = %key.job_id, destination = %name, error = %e);
+            }
+            if !resolved_notice {
+                let (chain, step, at) = (key.job_id.clone(), key.step, chrono::Utc::now());
+                let opened = sent.thread.clone();
+                let noted = ctx
+                    .store
+                    .update(group::KIND, &group_id, move |s| {
+                        let new = group::note_sent(s, &chain, &target, step, opened.as_deref(), at);
+                        (new, ())
+                    })
+                    .await;
+                if let Err(e) = noted {
+                    warn!(message = "Sent, but the group does not know: its resolved notice may miss this destination.", group = %group_id, error = %e);
+                }
             }
             info!(message = "Delivered.", delivery = %id, channel, attempt, detail = %sent.detail);
             ctx.metrics.delivery(channel, &name, "delivered");
@@ -123,13 +178,21 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
                             destination: name.clone(),
                         })
                         .inc();
+                    // The wait counts from the answer, not from when we began:
+                    // a `Retry-After: 1` means one second after it was said.
                     Disposition::Later {
-                        due_ms: now + wait.as_millis() as i64,
+                        due_ms: chrono::Utc::now().timestamp_millis() + wait.as_millis() as i64,
                         headers: vec![
                             (ATTEMPT_HEADER, AMQPValue::LongLongInt(attempt as i64 + 1)),
                             (FIRST_HEADER, AMQPValue::LongLongInt(first)),
                             // A new attempt takes a new rate-limit slot.
                             (SLOT_HEADER, AMQPValue::LongLongInt(0)),
+                            (
+                                PROGRESS_HEADER,
+                                AMQPValue::LongString(
+                                    error.progress.clone().unwrap_or_default().into(),
+                                ),
+                            ),
                         ],
                     }
                 }
@@ -151,5 +214,32 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
                 }
             }
         }
+    }
+}
+
+/// A new slot in `scope`'s limit, counted from now. An unreadable store
+/// sends now rather than not at all.
+async fn reserve(ctx: &Context, scope: &str, rate: RateLimit, cost: u32, name: &str) -> i64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    match ctx.store.reserve_slot(scope, rate, cost, now).await {
+        Ok(at) => at,
+        Err(e) => {
+            warn!(message = "Rate limit unreadable; sending now.", destination = %name, error = %e);
+            now
+        }
+    }
+}
+
+/// Wait in the delay tiers for the slot at `at`, holding it.
+fn rate_limited(ctx: &Context, name: &str, at: i64) -> Disposition {
+    ctx.metrics
+        .rate_limited
+        .get_or_create(&DestinationLabels {
+            destination: name.to_string(),
+        })
+        .inc();
+    Disposition::Later {
+        due_ms: at,
+        headers: vec![(SLOT_HEADER, AMQPValue::LongLongInt(at))],
     }
 }

@@ -1,16 +1,38 @@
-//! The `escalate` stage (`fanout.jobs`): decode, validate, plan.
+//! The `escalate` stage: jobs and signals (`fanout.jobs`), and the steps of
+//! running chains (`fanout.chains`).
 //!
-//! A job with charts goes to `fanout.render` to be drawn once; a job
-//! without goes straight to one delivery message per target. A Celery job
-//! whose `eta` lies ahead waits in the delay tiers; one past its `expires`
-//! is dropped and counted.
+//! A job is decoded, validated, judged for suppression, then claims its
+//! alert group: the first firing job starts the group's chain, later ones
+//! join it (counted, not sent) until the group is resolved. A chain step
+//! reads the group's state first — acknowledged or resolved stops it,
+//! silenced postpones it — then runs its notify steps (to `fanout.render`
+//! when the job has charts, else straight to delivery messages) and parks
+//! the cursor in the delay tiers for its next wait. A signal changes the
+//! group's state; a resolve sends the "resolved" notice to everyone the
+//! chain notified.
 
+use chrono::{DateTime, Utc};
 use lapin::message::Delivery as AmqpMessage;
-use tracing::info;
+use serde_json::Value;
+use tracing::{info, warn};
 
-use super::{headers_of, Context, Disposition};
+use super::{headers_of, notify, Context, Disposition, Outgoing};
 use crate::broker::Route;
-use crate::job::{celery, decode, validate, Inbound, Job};
+use crate::chain::group::{self, Applied, Claim, Gate, GroupState, Scheduled};
+use crate::chain::{self, Cursor, Then};
+use crate::job::{celery, decode, validate, Inbound, Job, Signal, SignalKind, Status};
+use crate::metrics::{ScopeLabels, SignalLabels};
+use crate::span::Span;
+use crate::store::StoreError;
+use crate::suppress::Verdict;
+
+/// A silenced chain looks again at least this often, so an `unsilence`
+/// takes effect within it.
+const SILENCE_RECHECK: chrono::Duration = chrono::Duration::seconds(60);
+
+/// When the store does not answer, the message waits this long and comes
+/// back (nothing is decided without the group's state).
+const STORE_RETRY_MS: i64 = 5_000;
 
 pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     let headers = headers_of(message);
@@ -32,7 +54,7 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
             &message.data,
         ) {
             Ok(c) => {
-                let now = chrono::Utc::now();
+                let now = Utc::now();
                 if c.expires.is_some_and(|t| t < now) {
                     info!(message = "Dropped an expired Celery job.", job = %c.job.id, task = %c.task_id);
                     ctx.metrics.expired.inc();
@@ -40,7 +62,7 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
                 }
                 if let Some(eta) = c
                     .eta
-                    .filter(|t| *t > now + chrono::Duration::milliseconds(250))
+                    .filter(|t| *t > now + chrono::Duration::milliseconds(crate::broker::EARLY_MS))
                 {
                     return Disposition::later(eta.timestamp_millis());
                 }
@@ -51,13 +73,7 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     } else {
         match decode(&message.data) {
             Ok(Inbound::Job(job)) => *job,
-            Ok(Inbound::Signal(_)) => {
-                return Disposition::dead(
-                    "decode",
-                    "unsupported",
-                    "signals act on escalations, which this version does not run yet",
-                )
-            }
+            Ok(Inbound::Signal(signal)) => return apply_signal(ctx, signal).await,
             Err(e) => return Disposition::dead("decode", "malformed", e.to_string()),
         }
     };
@@ -66,19 +82,313 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     }
     let enqueued = headers
         .get(super::ENQUEUED_HEADER)
-        .and_then(serde_json::Value::as_i64)
-        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-    if job.charts.is_empty() {
-        return Disposition::Forward(super::deliveries(ctx, &job, &[], enqueued));
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| Utc::now().timestamp_millis());
+    // When the producer stamped it: the chain's first wait counts from then.
+    let stamped = headers
+        .get(super::ENQUEUED_HEADER)
+        .and_then(Value::as_i64)
+        .and_then(DateTime::from_timestamp_millis);
+    match start(ctx, job, enqueued, stamped).await {
+        Ok(disposition) => disposition,
+        Err(e) => store_unavailable(e),
     }
-    Disposition::Forward(vec![super::Outgoing {
-        route: Route::Render,
-        body: job_body(&job),
-        headers: super::enqueued_header(enqueued),
-    }])
 }
 
-/// A validated job as the render stage reads it (native v1 JSON).
-fn job_body(job: &Job) -> Vec<u8> {
-    serde_json::to_vec(job).unwrap_or_default()
+/// A step of a running chain, back from the delay tiers.
+pub async fn handle_step(ctx: &Context, message: &AmqpMessage) -> Disposition {
+    let cursor = match Cursor::decode(&message.data) {
+        Ok(cursor) => cursor,
+        Err(e) => return Disposition::dead("escalate", "malformed", e),
+    };
+    let headers = headers_of(message);
+    let enqueued = headers
+        .get(super::ENQUEUED_HEADER)
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| Utc::now().timestamp_millis());
+    // When this step was due: its wait ended then.
+    let scheduled = headers
+        .get(crate::broker::DUE_HEADER)
+        .and_then(Value::as_i64)
+        .and_then(DateTime::from_timestamp_millis);
+    let state = ctx
+        .store
+        .get::<GroupState>(group::KIND, &cursor.job.alert.group_id)
+        .await;
+    match state {
+        Ok(state) => match step(ctx, cursor, state, enqueued, scheduled).await {
+            Ok(disposition) => disposition,
+            Err(e) => store_unavailable(e),
+        },
+        Err(e) => store_unavailable(e),
+    }
+}
+
+fn store_unavailable(e: StoreError) -> Disposition {
+    warn!(message = "Store unavailable; the message waits and comes back.", error = %e);
+    Disposition::later(Utc::now().timestamp_millis() + STORE_RETRY_MS)
+}
+
+/// A valid job: resolve its group, or be suppressed, join a chain, or
+/// start one.
+async fn start(
+    ctx: &Context,
+    job: Job,
+    enqueued: i64,
+    stamped: Option<DateTime<Utc>>,
+) -> Result<Disposition, StoreError> {
+    let now = Utc::now();
+    let group_id = job.alert.group_id.clone();
+    if job.alert.status == Status::Resolved {
+        let alert = job.alert.clone();
+        let applied = ctx
+            .store
+            .update(group::KIND, &group_id, move |s| {
+                group::apply(s, SignalKind::Resolve, None, Some("resolved job"), now)
+            })
+            .await?;
+        return Ok(match applied {
+            Applied::Resolved {
+                job: mut chain_job,
+                notify,
+            } => {
+                ctx.metrics.chain("resolved");
+                // The producer's words for the resolution, the chain's id.
+                chain_job.alert = alert;
+                Disposition::Forward(notify::resolved_notices(ctx, &chain_job, &notify))
+            }
+            // No chain ever ran for it: deliver it as it is, once.
+            Applied::UnknownGroup => {
+                let cursor = Cursor::start(job, None);
+                Disposition::Forward(notify::deliveries(ctx, &cursor, &[], enqueued).await)
+            }
+            Applied::Unchanged | Applied::Changed => Disposition::Done,
+        });
+    }
+    let mut summary = None;
+    if let Some(rule) = &job.suppress {
+        match notify::judge(ctx, rule, &job, "job").await {
+            Verdict::Suppressed => {
+                info!(message = "Suppressed a repeat.", job = %job.id, group = %group_id);
+                ctx.metrics
+                    .suppressed
+                    .get_or_create(&ScopeLabels {
+                        scope: "job".into(),
+                    })
+                    .inc();
+                return Ok(Disposition::Done);
+            }
+            Verdict::Send(s) => summary = s,
+        }
+    }
+    let claimed = job.clone();
+    // The claim hands back the group's state too: the first step reads it.
+    let (claim, state) = ctx
+        .store
+        .update(group::KIND, &group_id, move |s| {
+            let (new, claim) = group::claim(s.clone(), &claimed, now);
+            let state = new.clone().or(s);
+            (new, (claim, state))
+        })
+        .await?;
+    match claim {
+        Claim::Joined { chain } => {
+            info!(message = "Joined the group's running chain; not sent.", job = %job.id, group = %group_id, %chain);
+            ctx.metrics.chain("joined");
+            Ok(Disposition::Done)
+        }
+        Claim::Started => {
+            ctx.metrics.chain("started");
+            step(ctx, Cursor::start(job, summary), state, enqueued, stamped).await
+        }
+    }
+}
+
+/// Run the chain from the cursor: check the group's `state`, run the
+/// notify steps due now, park the cursor for the next wait (counted from
+/// when this step was `scheduled`, see [`chain::wait_from`]).
+async fn step(
+    ctx: &Context,
+    cursor: Cursor,
+    state: Option<GroupState>,
+    enqueued: i64,
+    scheduled: Option<DateTime<Utc>>,
+) -> Result<Disposition, StoreError> {
+    let now = Utc::now();
+    let group_id = cursor.job.alert.group_id.clone();
+    match group::gate(state.as_ref(), &cursor.job.id, now) {
+        Gate::Go => {}
+        Gate::Stop(why) => {
+            info!(message = "Chain stopped.", job = %cursor.job.id, group = %group_id, %why);
+            ctx.metrics.chain("stopped");
+            return Ok(Disposition::Done);
+        }
+        Gate::Postpone(until) => {
+            let look = until.min(now + SILENCE_RECHECK);
+            let (chain_id, next) = (
+                cursor.job.id.clone(),
+                Scheduled {
+                    step: cursor.step,
+                    round: cursor.round,
+                    due: until,
+                },
+            );
+            ctx.store
+                .update(group::KIND, &group_id, move |s| {
+                    (group::note_postponed(s, &chain_id, next.clone()), ())
+                })
+                .await?;
+            info!(message = "Group silenced; chain postponed.", job = %cursor.job.id, group = %group_id, until = %until);
+            ctx.metrics.chain("postponed");
+            return Ok(Disposition::Forward(vec![park(&cursor, look, enqueued)]));
+        }
+    }
+    let (notices, then) = chain::advance(&cursor, now, chain::wait_from(scheduled, now));
+    let mut out = Vec::new();
+    for (i, notice) in notices.iter().enumerate() {
+        let mut at = cursor.at(notice.step, notice.round);
+        if i == 0 {
+            at.suppressed = cursor.suppressed.clone();
+        }
+        if at.job.charts.is_empty() {
+            out.extend(notify::deliveries(ctx, &at, &[], enqueued).await);
+        } else {
+            out.push(Outgoing::now(Route::Render, at.encode(), enqueued));
+        }
+    }
+    match &then {
+        Then::Wait { step, round, due } => {
+            out.push(park(&cursor.at(*step, *round), *due, enqueued))
+        }
+        Then::Finish => ctx.metrics.chain("finished"),
+        Then::Resolve => {}
+    }
+    // One write for the steps run, and for a `resolve` step's resolve.
+    let (job, noted) = (cursor.job.clone(), then.clone());
+    let applied = ctx
+        .store
+        .update(group::KIND, &group_id, move |s| {
+            let noted_state = group::note_steps(s.clone(), &job, &notices, &noted, now);
+            if noted != Then::Resolve {
+                return (noted_state, None);
+            }
+            let (resolved, applied) = group::apply(
+                noted_state.or(s),
+                SignalKind::Resolve,
+                None,
+                Some("escalation"),
+                now,
+            );
+            (resolved, Some(applied))
+        })
+        .await?;
+    if let Some(Applied::Resolved { job, notify }) = applied {
+        ctx.metrics.chain("resolved");
+        out.extend(notify::resolved_notices(ctx, &job, &notify));
+    }
+    Ok(Disposition::Forward(out))
+}
+
+/// The cursor, parked in the delay tiers until `due`.
+fn park(cursor: &Cursor, due: DateTime<Utc>, enqueued: i64) -> Outgoing {
+    Outgoing::at(
+        Route::Chains,
+        cursor.encode(),
+        enqueued,
+        due.timestamp_millis(),
+    )
+}
+
+/// When a silence ends: an RFC 3339 time, or a duration from now.
+fn silence_until(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let span = Span::parse(text)
+        .map_err(|_| format!("{text:?} is neither an RFC 3339 time nor a duration like \"1h\""))?;
+    Ok(now + chrono::Duration::from_std(span.0).unwrap_or(chrono::Duration::MAX))
+}
+
+async fn apply_signal(ctx: &Context, signal: Signal) -> Disposition {
+    let now = Utc::now();
+    if !crate::job::validate::valid_id(&signal.group_id, 200) {
+        return Disposition::dead(
+            "validate",
+            "invalid",
+            "group_id: use 1 to 200 of letters, digits and `._:@-`, not starting with `.`",
+        );
+    }
+    let until = match (signal.signal, signal.until.as_deref()) {
+        (SignalKind::Silence, Some(text)) => match silence_until(text, now) {
+            Ok(until) => Some(until),
+            Err(e) => return Disposition::dead("validate", "invalid", format!("until: {e}")),
+        },
+        (SignalKind::Silence, None) => {
+            return Disposition::dead(
+                "validate",
+                "invalid",
+                "until: a silence needs an end (\"1h\" or an RFC 3339 time)",
+            )
+        }
+        _ => None,
+    };
+    let kind = signal.signal;
+    let by = signal.by.clone();
+    let applied = ctx
+        .store
+        .update(group::KIND, &signal.group_id, move |s| {
+            group::apply(s, kind, until, by.as_deref(), now)
+        })
+        .await;
+    let applied = match applied {
+        Ok(applied) => applied,
+        Err(e) => return store_unavailable(e),
+    };
+    let name = match kind {
+        SignalKind::Acknowledge => "acknowledge",
+        SignalKind::Resolve => "resolve",
+        SignalKind::Silence => "silence",
+        SignalKind::Unsilence => "unsilence",
+    };
+    let outcome = match &applied {
+        Applied::UnknownGroup => "unknown_group",
+        Applied::Unchanged => "unchanged",
+        Applied::Changed | Applied::Resolved { .. } => "changed",
+    };
+    info!(message = "Signal applied.", signal = name, group = %signal.group_id, outcome, by = signal.by.as_deref().unwrap_or(""));
+    ctx.metrics
+        .signals
+        .get_or_create(&SignalLabels {
+            signal: name,
+            outcome,
+        })
+        .inc();
+    match applied {
+        Applied::Resolved { job, notify } => {
+            ctx.metrics.chain("resolved");
+            Disposition::Forward(notify::resolved_notices(ctx, &job, &notify))
+        }
+        _ => Disposition::Done,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silence_ends_at_a_time_or_after_a_duration() {
+        let now = DateTime::parse_from_rfc3339("2026-11-23T03:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            silence_until("1h", now).unwrap(),
+            now + chrono::Duration::hours(1)
+        );
+        assert_eq!(
+            silence_until("2026-11-23T05:00:00+01:00", now).unwrap(),
+            now + chrono::Duration::hours(1)
+        );
+        assert!(silence_until("soon", now).unwrap_err().contains("RFC 3339"));
+    }
 }

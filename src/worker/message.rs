@@ -11,10 +11,13 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use crate::actions::ActionUrls;
 use crate::deliver::{ChartImage, Delivery};
 use crate::job::{Job, Target};
 use crate::plan::Planned;
 use crate::storage::Storage;
+use crate::store::DeliveryKey;
+use crate::suppress::Summary;
 
 /// Version of the delivery message body.
 pub const DELIVERY_VERSION: u32 = 1;
@@ -25,10 +28,15 @@ pub struct DeliveryOrder {
     pub version: u32,
     pub job: Job,
     pub step: usize,
+    /// The chain's repeat round (0 before any `repeat`).
+    #[serde(default)]
+    pub round: u32,
     pub seq: usize,
     pub target: Target,
     #[serde(default)]
     pub charts: Vec<ChartRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Summary>,
 }
 
 /// A rendered (or failed) chart, as a delivery message refers to it.
@@ -67,6 +75,11 @@ impl ChartRef {
             link: image.link.clone(),
             error: image.error.clone(),
         }
+    }
+
+    /// Whether the message or the store holds its PNG.
+    pub fn has_image(&self) -> bool {
+        self.key.is_some() || self.png_base64.is_some()
     }
 
     /// Back to a chart with its PNG: from the store, or from the message.
@@ -109,10 +122,35 @@ impl DeliveryOrder {
             version: DELIVERY_VERSION,
             job: job.clone(),
             step: planned.step,
+            round: 0,
             seq: planned.seq,
             target: planned.target,
             charts: charts.iter().map(ChartRef::of).collect(),
+            suppressed: None,
         }
+    }
+
+    /// The same order in a repeat round, saying what was suppressed.
+    pub fn in_round(self, round: u32, suppressed: Option<Summary>) -> Self {
+        Self {
+            round,
+            suppressed,
+            ..self
+        }
+    }
+
+    /// The notification-log key of this delivery.
+    pub fn key(&self) -> DeliveryKey {
+        DeliveryKey {
+            job_id: self.job.id.clone(),
+            step: crate::chain::log_step(self.step, self.round),
+            destination: self.target.destination.clone(),
+        }
+    }
+
+    /// A "resolved" notice is not a chain step: no gate stops it.
+    pub fn is_resolved_notice(&self) -> bool {
+        self.step == crate::chain::RESOLVED_STEP
     }
 
     pub fn decode(body: &[u8]) -> Result<Self, String> {
@@ -133,7 +171,12 @@ impl DeliveryOrder {
     }
 
     /// The delivery a channel sends, its charts loaded.
-    pub async fn into_delivery(self, storage: Option<&Storage>, attempt: u32) -> Delivery {
+    pub async fn into_delivery(
+        self,
+        storage: Option<&Storage>,
+        attempt: u32,
+        actions: Option<ActionUrls>,
+    ) -> Delivery {
         let charts =
             futures::future::join_all(self.charts.into_iter().map(|c| c.load(storage))).await;
         Delivery {
@@ -143,6 +186,11 @@ impl DeliveryOrder {
             target: self.target,
             charts: Arc::new(charts),
             attempt,
+            round: self.round,
+            suppressed: self.suppressed,
+            actions,
+            thread: None,
+            progress: None,
         }
     }
 }
@@ -167,7 +215,7 @@ mod tests {
         let body = DeliveryOrder::new(&job, planned, &[chart]).encode();
         let delivery = DeliveryOrder::decode(&body)
             .unwrap()
-            .into_delivery(None, 2)
+            .into_delivery(None, 2, None)
             .await;
         assert_eq!(delivery.job.id, "j1");
         assert_eq!(delivery.destination(), "ops");

@@ -21,6 +21,7 @@
 pub mod deliver;
 pub mod escalate;
 pub mod message;
+pub mod notify;
 pub mod pool;
 pub mod render;
 
@@ -40,12 +41,9 @@ use tracing::{info, warn};
 use crate::broker::{headers_to_json, Broker, BrokerError, Route, DUE_HEADER};
 use crate::config::{BrokerConfig, Config};
 use crate::deliver::destinations::Destinations;
-use crate::deliver::ChartImage;
-use crate::job::Job;
 use crate::metrics::Metrics;
 use crate::render::Charts;
 use crate::store::Store;
-use message::DeliveryOrder;
 use pool::{Pool, Stage};
 
 /// How long in-flight messages may finish after a shutdown signal.
@@ -73,13 +71,38 @@ pub struct Context {
     pub charts: Charts,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    /// Signs the action links put in every notification, when configured.
+    pub actions: Option<crate::actions::ActionLinks>,
 }
 
-/// A message to publish to a stage's queue.
+/// A message to publish to a stage's queue, now or (through the delay
+/// tiers) at `due_ms`.
 pub struct Outgoing {
     pub route: Route,
     pub body: Vec<u8>,
     pub headers: FieldTable,
+    pub due_ms: Option<i64>,
+}
+
+impl Outgoing {
+    /// For the queue of `route` at once; `enqueued` (unix ms) travels on
+    /// for the latency histogram.
+    pub fn now(route: Route, body: Vec<u8>, enqueued: i64) -> Self {
+        Self {
+            route,
+            body,
+            headers: enqueued_header(enqueued),
+            due_ms: None,
+        }
+    }
+
+    /// For the queue of `route` when `due_ms` has come.
+    pub fn at(route: Route, body: Vec<u8>, enqueued: i64, due_ms: i64) -> Self {
+        Self {
+            due_ms: Some(due_ms),
+            ..Self::now(route, body, enqueued)
+        }
+    }
 }
 
 /// What becomes of one message.
@@ -136,27 +159,6 @@ fn enqueued_header(ms: i64) -> FieldTable {
     headers
 }
 
-/// One delivery message per target of the job's first notify step.
-fn deliveries(ctx: &Context, job: &Job, charts: &[ChartImage], enqueued: i64) -> Vec<Outgoing> {
-    let step = crate::plan::first_notify(job).unwrap_or(0);
-    crate::plan::plan(job, step)
-        .into_iter()
-        .filter_map(|planned| {
-            // Validation checked every destination against this config.
-            let kind = ctx
-                .config
-                .destinations
-                .get(&planned.target.destination)?
-                .kind();
-            Some(Outgoing {
-                route: Route::Deliver(kind),
-                body: DeliveryOrder::new(job, planned, charts).encode(),
-                headers: enqueued_header(enqueued),
-            })
-        })
-        .collect()
-}
-
 impl Context {
     /// Build everything the pool's stages need. Chromium starts at the
     /// first render, so delivery-only pools never start it.
@@ -184,6 +186,7 @@ impl Context {
         let store = Store::open_in(&url, namespace)
             .await
             .map_err(|e| WorkerError::Setup(e.to_string()))?;
+        let actions = crate::actions::ActionLinks::from_config(&config);
         Ok(Self {
             config,
             pool,
@@ -191,6 +194,7 @@ impl Context {
             charts,
             store,
             metrics,
+            actions,
         })
     }
 
@@ -199,6 +203,7 @@ impl Context {
         let mut routes = Vec::new();
         if self.pool.runs(Stage::Escalate) {
             routes.push(Route::Jobs);
+            routes.push(Route::Chains);
         }
         if self.pool.runs(Stage::Render) {
             routes.push(Route::Render);
@@ -360,11 +365,12 @@ async fn handle(ctx: &Context, broker: &Broker, route: Route, message: AmqpMessa
     let due = headers_of(&message)
         .get(DUE_HEADER)
         .and_then(Value::as_i64)
-        .filter(|due| *due > chrono::Utc::now().timestamp_millis() + 250);
+        .filter(|due| *due > chrono::Utc::now().timestamp_millis() + crate::broker::EARLY_MS);
     let disposition = match (due, route) {
         // Still early: one more hop through the tiers.
         (Some(due_ms), _) => Disposition::later(due_ms),
         (None, Route::Jobs) => escalate::handle(ctx, &message).await,
+        (None, Route::Chains) => escalate::handle_step(ctx, &message).await,
         (None, Route::Render) => render::handle(ctx, &message).await,
         (None, Route::Deliver(_)) => deliver::handle(ctx, &message).await,
     };
@@ -384,9 +390,20 @@ async fn settle(
     let moved = match disposition {
         Disposition::Done => Ok(()),
         Disposition::Forward(outgoing) => {
-            let sends = outgoing
-                .into_iter()
-                .map(|o| async move { broker.send_to(o.route, &o.body, o.headers).await });
+            let sends = outgoing.into_iter().map(|o| async move {
+                match o.due_ms {
+                    None => broker.send_to(o.route, &o.body, o.headers).await,
+                    Some(due_ms) => {
+                        let properties = lapin::BasicProperties::default()
+                            .with_content_type("application/json".into())
+                            .with_headers(o.headers);
+                        broker
+                            .delay(&o.body, &properties, due_ms, o.route, &[])
+                            .await
+                            .map(drop)
+                    }
+                }
+            });
             futures::future::join_all(sends)
                 .await
                 .into_iter()

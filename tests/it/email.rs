@@ -87,6 +87,11 @@ fn delivery_with_chart(job: Job) -> Delivery {
             ..ChartImage::default()
         }]),
         attempt: 1,
+        round: 0,
+        suppressed: None,
+        actions: None,
+        thread: None,
+        progress: None,
     }
 }
 
@@ -445,9 +450,12 @@ fn the_worker_pools_render_once_and_deliver_the_stored_chart_inline() {
     let renderer = WorkerProcess::start_as(dir.path(), &config, "render", &["--pool", &render]);
     let deliverer = WorkerProcess::start_as(dir.path(), &config, "deliver", &["--pool", &deliver]);
 
+    // Two notify steps a second apart: each step's chart is drawn then.
     let job = job_json("pool-1", "firing").replace(
         "\"targets\"",
-        r#""charts":[{"grafana":{"dashboard_uid":"abc","panel_id":7},"width":600,"height":300,"title":"p99"}],"targets""#,
+        r#""charts":[{"grafana":{"dashboard_uid":"abc","panel_id":7},"width":600,"height":300,"title":"p99"}],
+           "escalation":[{"notify":["ops-mail"]},{"wait":"1s"},{"notify":["ops-mail"],"important":true}],
+           "targets""#,
     );
     let job = write_file(dir.path(), "job.json", &job);
     fanout_in(
@@ -457,16 +465,18 @@ fn the_worker_pools_render_once_and_deliver_the_stored_chart_inline() {
         &[],
     )
     .assert_code(0);
-    let received = server.wait_for_messages(1);
-    let msg = MessageParser::default().parse(&received[0].raw).unwrap();
-    let image = msg
-        .parts
-        .iter()
-        .find(|p| p.content_id().is_some_and(|c| c.starts_with("chart0.")))
-        .expect("inline image");
-    let (w, h, n) = crate::render::count_colour(image.contents(), [0xff, 0x57, 0x22]);
-    assert_eq!((w, h), (600, 300));
-    assert!(n > 2_000, "the panel's data is drawn ({n} pixels)");
+    let received = server.wait_for_messages(2);
+    for message in &received[..2] {
+        let msg = MessageParser::default().parse(&message.raw).unwrap();
+        let image = msg
+            .parts
+            .iter()
+            .find(|p| p.content_id().is_some_and(|c| c.starts_with("chart0.")))
+            .expect("inline image");
+        let (w, h, n) = crate::render::count_colour(image.contents(), [0xff, 0x57, 0x22]);
+        assert_eq!((w, h), (600, 300));
+        assert!(n > 2_000, "the panel's data is drawn ({n} pixels)");
+    }
     assert!(
         renderer.log_text().contains("Worker consuming.")
             && !renderer.log_text().contains("Delivered."),
@@ -477,9 +487,16 @@ fn the_worker_pools_render_once_and_deliver_the_stored_chart_inline() {
         "{}",
         deliverer.log_text()
     );
-    // The PNG travelled by storage key, not inside the message.
+    // The PNG travelled by storage key, not inside the messages. Each
+    // notify step drew the panel anew (both renders ran at once, in two
+    // tabs); the same data drew the same PNG, stored once by its content.
     assert_eq!(
         crate::support::files_with_ext(&dir.path().join("images"), "png").len(),
         1
+    );
+    assert_eq!(
+        renderer.log_text().matches("step=\"screenshot\"").count(),
+        2,
+        "one render per notify step"
     );
 }

@@ -47,6 +47,8 @@ fn malformed_jobs_are_refused_with_their_json_path() {
         (GOOD.replace("\"targets\"", "\"charts\":[{\"width\":50}],\"targets\""), "charts[0]: a chart has exactly one of grafana or url"),
         (GOOD.replace("\"targets\"", "\"charts\":[{\"width\":50}],\"targets\""), "charts[0].width: 50 is outside 100..=4000"),
         (r#"{"version":1,"signal":"acknowledge","group_id":"g"}"#.into(), "signal: this is a signal, not a job"),
+        (GOOD.replace("\"targets\"", "\"escalation\":[{\"notify\":[\"ops-mail\"]},{\"resolve\":true}],\"targets\""), "escalation[1].resolve: comes right after a notify; put a wait between"),
+        (GOOD.replace("\"targets\"", "\"escalation\":[{\"resolve\":true},{\"wait\":\"1s\"}],\"targets\""), "escalation[0].resolve: resolve must be the last step"),
     ];
     for (input, expect) in cases {
         refused(input.as_bytes(), expect);

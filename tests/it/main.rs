@@ -3,6 +3,8 @@
 
 mod broker;
 mod celery;
+mod chains;
+mod chat;
 mod config;
 mod delivery;
 mod email;

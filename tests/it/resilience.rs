@@ -17,7 +17,7 @@ fn five_target_job(id: &str) -> Vec<u8> {
         .map(|k| format!(r#"{{"destination":"hook{k}"}}"#))
         .collect();
     format!(
-        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"g","title":"t"}},"targets":[{}]}}"#,
+        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"{id}","title":"t"}},"targets":[{}]}}"#,
         targets.join(",")
     )
     .into_bytes()

@@ -6,6 +6,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use url::Url;
 
+use crate::channels::{BuildContext, ChannelSpec};
 use crate::config::reader::{check_url, Section};
 use crate::job::Target;
 use crate::secret::{Secret, REDACTED};
@@ -161,10 +162,21 @@ fn percent_decode(s: &str) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
-impl EmailConfig {
+impl ChannelSpec for EmailConfig {
+    const NAME: &'static str = "email";
+    const TARGET_FIELDS: &'static [&'static str] = &["to"];
+    const TEMPLATES: &'static [&'static str] =
+        &["email/subject.j2", "email/text.j2", "email/html.j2"];
+
+    type Sender = super::EmailSender;
+
+    fn build(&self, destination: &str, ctx: &BuildContext) -> Result<Self::Sender, String> {
+        super::EmailSender::new(destination, self, ctx)
+    }
+
     /// A target's `to` must be addresses; without one, the destination
     /// must have default recipients.
-    pub fn check_target(&self, target: &Target) -> Vec<(String, String)> {
+    fn check_target(&self, target: &Target) -> Vec<(String, String)> {
         match &target.to {
             None if self.to.is_empty() => vec![(
                 "to".into(),
@@ -190,7 +202,7 @@ impl EmailConfig {
         }
     }
 
-    pub(crate) fn read(s: &Section) -> Option<Self> {
+    fn read(s: &Section) -> Option<Self> {
         let smtp =
             s.required_string("smtp_url", URL_HINT).and_then(|text| {
                 match SmtpEndpoint::parse(&text) {

@@ -41,10 +41,10 @@ pub fn message_id(delivery: &Delivery, domain: &str) -> String {
     let key = format!(
         "{}\u{0}{}\u{0}{}",
         delivery.job.id,
-        delivery.step,
+        delivery.log_step(),
         delivery.destination()
     );
-    format!("<{}.{}@{domain}>", short_hash(&key), delivery.step)
+    format!("<{}.{}@{domain}>", short_hash(&key), delivery.log_step())
 }
 
 pub fn build(

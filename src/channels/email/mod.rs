@@ -83,28 +83,22 @@ impl Sender for EmailSender {
         let (message, _) = self.compose(delivery)?;
         match &self.transport {
             Transport::Outbox(outbox) => {
-                outbox.write_charts(delivery).map_err(|e| {
-                    SendError::permanent(Reason::Other, format!("cannot write the outbox: {e}"))
-                })?;
+                outbox
+                    .write_charts(delivery)
+                    .map_err(|e| SendError::outbox(&e))?;
                 let path = outbox
                     .write(delivery, ".eml", &message.formatted())
-                    .map_err(|e| {
-                        SendError::permanent(Reason::Other, format!("cannot write the outbox: {e}"))
-                    })?;
-                Ok(Sent {
-                    detail: format!("outbox {}", path.display()),
-                })
+                    .map_err(|e| SendError::outbox(&e))?;
+                Ok(Sent::new(format!("outbox {}", path.display())))
             }
             // lettre's timeout bounds the connect only; a server that stalls
             // mid-conversation must not hold a delivery forever.
             Transport::Smtp(smtp) => match within(self.config.timeout, smtp.send(message)).await {
-                Ok(response) => Ok(Sent {
-                    detail: format!(
-                        "{} {}",
-                        response.code(),
-                        response.message().collect::<Vec<_>>().join(" ")
-                    ),
-                }),
+                Ok(response) => Ok(Sent::new(format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                ))),
                 Err(Stalled::Timeout) => Err(self.stalled()),
                 Err(Stalled::Smtp(e)) => Err(classify(&e, &self.config.smtp)),
             },

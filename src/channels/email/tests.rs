@@ -79,6 +79,11 @@ fn delivery(step: usize, charts: Vec<ChartImage>) -> Delivery {
         seq: 1,
         charts: Arc::new(charts),
         attempt: 1,
+        round: 0,
+        suppressed: None,
+        actions: None,
+        thread: None,
+        progress: None,
     }
 }
 

@@ -5,14 +5,14 @@ use std::time::Duration;
 use reqwest::header::{HeaderName, HeaderValue};
 use url::Url;
 
+use crate::channels::{BuildContext, ChannelSpec};
 use crate::config::reader::Section;
-use crate::job::Target;
 use crate::secret::Secret;
 
 /// Signing keys shorter than this are refused.
 pub const MIN_SECRET_BYTES: usize = 16;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WebhookConfig {
     /// Where to POST; its path or query may hold a key, so it is shown
     /// redacted.
@@ -24,8 +24,30 @@ pub struct WebhookConfig {
     pub timeout: Duration,
 }
 
-impl WebhookConfig {
-    pub(crate) fn read(s: &Section) -> Option<Self> {
+/// Paths and queries of webhook URLs often hold a key: Debug redacts them.
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &crate::channels::http::redact_url(&self.url))
+            .field("headers", &self.headers)
+            .field("secret", &self.secret)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl ChannelSpec for WebhookConfig {
+    const NAME: &'static str = "webhook";
+    const TARGET_FIELDS: &'static [&'static str] = &[];
+    const TEMPLATES: &'static [&'static str] = &["webhook/body.json.j2"];
+
+    type Sender = super::WebhookSender;
+
+    fn build(&self, destination: &str, ctx: &BuildContext) -> Result<Self::Sender, String> {
+        super::WebhookSender::new(destination, self, ctx)
+    }
+
+    fn read(s: &Section) -> Option<Self> {
         let url = s.url("url", &["http", "https"]);
         if !s.has("url") {
             s.error("url", "is required", Some("the endpoint to POST alerts to"));
@@ -77,10 +99,5 @@ impl WebhookConfig {
             secret,
             timeout,
         })
-    }
-
-    /// A webhook takes no per-target overrides.
-    pub fn check_target(&self, _target: &Target) -> Vec<(String, String)> {
-        Vec::new()
     }
 }

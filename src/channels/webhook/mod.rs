@@ -49,12 +49,7 @@ impl WebhookSender {
         config: &WebhookConfig,
         ctx: &BuildContext,
     ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            // A redirect would resend the alert somewhere not configured.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        let client = super::http::client(config.timeout)?;
         Ok(Self {
             destination: destination.to_string(),
             config: config.clone(),
@@ -94,7 +89,7 @@ impl WebhookSender {
         let id = format!(
             "{}/{}/{}",
             delivery.job.id,
-            delivery.step,
+            delivery.log_step(),
             delivery.destination()
         );
         if let Ok(v) = HeaderValue::from_str(&id) {
@@ -156,12 +151,8 @@ impl Sender for WebhookSender {
             let written = outbox
                 .write_charts(delivery)
                 .and_then(|()| outbox.write(delivery, ".json", &self.outbox_json(&request)))
-                .map_err(|e| {
-                    SendError::permanent(Reason::Other, format!("cannot write the outbox: {e}"))
-                })?;
-            return Ok(Sent {
-                detail: format!("outbox {}", written.display()),
-            });
+                .map_err(|e| SendError::outbox(&e))?;
+            return Ok(Sent::new(format!("outbox {}", written.display())));
         }
         let response = self
             .client
@@ -173,36 +164,18 @@ impl Sender for WebhookSender {
             .map_err(|e| transport_error(e, &self.what()))?;
         let status = response.status();
         classify(status, response.headers(), &self.what())?;
-        Ok(Sent {
-            detail: format!("{status}"),
-        })
+        Ok(Sent::new(format!("{status}")))
     }
 
     /// Reachability only: a probe must not post a fake alert.
     async fn check(&self) -> CheckRow {
-        let component = format!("webhook {}", self.destination);
-        let target = redact_url(&self.config.url);
-        let host = self.config.url.host_str().unwrap_or_default().to_string();
-        let port = self.config.url.port_or_known_default().unwrap_or(443);
-        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-        match tokio::time::timeout(self.config.timeout, connect).await {
-            Ok(Ok(_)) => CheckRow::ok(
-                component,
-                target,
-                format!("{host}:{port} accepts connections"),
-            ),
-            Ok(Err(e)) => CheckRow::fail(
-                component,
-                target,
-                e.to_string(),
-                "is the receiver running, and the URL right?",
-            ),
-            Err(_) => CheckRow::fail(
-                component,
-                target,
-                "connect timed out",
-                "a firewall dropping packets looks like this",
-            ),
-        }
+        super::http::probe_connect(
+            format!("webhook {}", self.destination),
+            &self.config.url,
+            self.config.timeout,
+            "",
+            "is the receiver running, and the URL right?",
+        )
+        .await
     }
 }

@@ -42,6 +42,11 @@ fn delivery() -> Delivery {
             ..ChartImage::default()
         }]),
         attempt: 1,
+        round: 0,
+        suppressed: None,
+        actions: None,
+        thread: None,
+        progress: None,
     }
 }
 

@@ -3,10 +3,14 @@
 
 pub mod celery;
 pub mod grafana;
+pub mod prometheusalert;
 pub mod rabbit;
 pub mod receiver;
 pub mod s3;
+pub mod serve;
+pub mod slack;
 pub mod smtp;
+pub mod wecom;
 pub mod worker;
 
 use std::io::{Read, Write};

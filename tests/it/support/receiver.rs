@@ -34,7 +34,7 @@ struct Shared {
 pub struct Receiver {
     pub url: String,
     shared: Shared,
-    _thread: std::thread::JoinHandle<()>,
+    _running: super::serve::Running,
 }
 
 impl Receiver {
@@ -43,8 +43,7 @@ impl Receiver {
     pub fn start(script: &[Answer]) -> Self {
         let shared = Shared::default();
         shared.script.lock().unwrap().extend(script.iter().copied());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).unwrap();
+        let listener = super::serve::bind();
         let url = format!(
             "http://{}/hook/secret-path-key",
             listener.local_addr().unwrap()
@@ -52,21 +51,11 @@ impl Receiver {
         let app = Router::new()
             .route("/hook/{*rest}", post(handle))
             .with_state(shared.clone());
-        // Its own runtime on its own thread: usable from sync tests too.
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let _ = axum::serve(listener, app).await;
-            });
-        });
+        let running = super::serve::serve(listener, app);
         Self {
             url,
             shared,
-            _thread: thread,
+            _running: running,
         }
     }
 

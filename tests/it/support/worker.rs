@@ -60,7 +60,7 @@ impl Drop for WorkerProcess {
 
 pub fn job(id: &str, destination: &str) -> String {
     format!(
-        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"g","title":"t"}},"targets":[{{"destination":"{destination}"}}]}}"#
+        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"{id}","title":"t"}},"targets":[{{"destination":"{destination}"}}]}}"#
     )
 }
 

@@ -1,0 +1,200 @@
+//! The chat channels against the loopback fakes the tests use, side by side
+//! with the webhook (one POST per delivery) as the baseline: deliveries per
+//! second through `Destinations::deliver`, each with a real chart PNG, and
+//! what fitting an oversized chart under WeCom's 2 MB costs.
+//!
+//! ```text
+//! cargo bench --bench chat
+//! ```
+//! Channels run in rounds interleaved with the baseline, so machine noise
+//! hits both alike; the report gives medians. Rate limits are not applied
+//! here (the worker keeps them): this is the cost of the requests alone.
+
+#[allow(dead_code)]
+#[path = "../tests/it/support/prometheusalert.rs"]
+mod prometheusalert;
+#[allow(dead_code)]
+#[path = "../tests/it/support/receiver.rs"]
+mod receiver;
+#[allow(dead_code)]
+#[path = "../tests/it/support/serve.rs"]
+mod serve;
+#[allow(dead_code)]
+#[path = "../tests/it/support/slack.rs"]
+mod slack;
+#[allow(dead_code)]
+#[path = "../tests/it/support/wecom.rs"]
+mod wecom;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fanout::config::Config;
+use fanout::deliver::destinations::Destinations;
+use fanout::deliver::{ChartImage, Delivery};
+use fanout::job::Job;
+
+const ROUNDS: usize = 5;
+const PER_ROUND: usize = 200;
+const CONCURRENCY: usize = 8;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn delivery(destination: &str, png: &Arc<Vec<u8>>, n: usize) -> Delivery {
+    let job: Job = serde_json::from_str(&format!(
+        r#"{{"version":1,"id":"bench-{n}","alert":{{"group_id":"g-{n}","title":"p99 latency > 1s","severity":"critical",
+            "labels":{{"service":"gateway"}},"started_at":"2026-11-23T03:00:00Z"}},
+            "targets":[{{"destination":"{destination}"}}]}}"#
+    ))
+    .expect("job");
+    Delivery {
+        target: job.targets[0].clone(),
+        job: Arc::new(job),
+        step: 0,
+        seq: 1,
+        charts: Arc::new(vec![ChartImage {
+            title: "p99".into(),
+            width: 600,
+            height: 300,
+            png: Some(png.clone()),
+            url: Some("http://127.0.0.1:9/images/k.png?exp=1&sig=2".into()),
+            link: Some("https://grafana.example/d/abc?viewPanel=7".into()),
+            ..ChartImage::default()
+        }]),
+        attempt: 1,
+        round: 0,
+        suppressed: None,
+        actions: None,
+        thread: None,
+        progress: None,
+    }
+}
+
+/// Deliveries per second to `destination`, `PER_ROUND` of them,
+/// `CONCURRENCY` at a time.
+async fn rate(destinations: &Destinations, destination: &str, png: &Arc<Vec<u8>>) -> f64 {
+    use futures::StreamExt;
+    let started = Instant::now();
+    let failed = futures::stream::iter(0..PER_ROUND)
+        .map(|n| destinations.deliver(delivery(destination, png, n)))
+        .buffer_unordered(CONCURRENCY)
+        .filter(|o| futures::future::ready(!o.delivered()))
+        .count()
+        .await;
+    assert_eq!(failed, 0, "{destination}: every delivery must succeed");
+    PER_ROUND as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let png = Arc::new(std::fs::read("tests/data/chart.png").expect("tests/data/chart.png"));
+    let hook = receiver::Receiver::start(&[]);
+    let bot = wecom::FakeWecom::with_limit(u32::MAX, Duration::from_secs(1));
+    let pa = prometheusalert::FakePrometheusAlert::start(&[("fanout-wx", &["title"])]);
+    let chat = slack::FakeSlack::start(
+        "xoxb-bench",
+        &[slack::FakeChannel {
+            id: "C0BENCH",
+            name: "bench",
+            member: true,
+        }],
+    );
+    let text = format!(
+        "[destinations.hook]\nchannel = \"webhook\"\nurl = \"{}\"\n\n\
+         [destinations.wx]\nchannel = \"wecom\"\nwebhook_url = \"{}\"\n\n\
+         [destinations.pa]\nchannel = \"prometheusalert\"\nurl = \"{}\"\n\n\
+         [destinations.chat]\nchannel = \"slack\"\ntoken = \"xoxb-bench\"\nchannel_id = \"C0BENCH\"\napi_url = \"{}\"\n",
+        hook.url,
+        bot.url(),
+        pa.url("type=wx&tpl=fanout-wx&wxurl=https://qyapi/x"),
+        chat.api_url()
+    );
+    let config = Config::parse(&text, "bench", Rc::new(|_| None)).expect("config");
+    let destinations = Destinations::build(&config, None).expect("destinations");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let channels = [
+        ("wx", "WeCom: markdown + image (base64, MD5)", 2),
+        ("pa", "PrometheusAlert: one JSON POST", 1),
+        ("chat", "Slack: postMessage + 3-step upload", 4),
+    ];
+    let mut baseline = Vec::new();
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); channels.len()];
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); channels.len()];
+    runtime.block_on(async {
+        for _ in 0..ROUNDS {
+            let base = rate(&destinations, "hook", &png).await;
+            baseline.push(base);
+            for (i, (name, _, _)) in channels.iter().enumerate() {
+                let r = rate(&destinations, name, &png).await;
+                per[i].push(r);
+                ratios[i].push(r / base);
+            }
+        }
+    });
+    println!(
+        "{ROUNDS} rounds × {PER_ROUND} deliveries, {CONCURRENCY} at a time, chart {} bytes",
+        png.len()
+    );
+    println!(
+        "{:<42} {:>8} {:>12} {:>10}",
+        "channel", "requests", "deliveries/s", "× webhook"
+    );
+    println!(
+        "{:<42} {:>8} {:>12.0} {:>10.2}",
+        "webhook: one JSON POST (baseline)",
+        1,
+        median(baseline),
+        1.0
+    );
+    for (i, (_, label, requests)) in channels.iter().enumerate() {
+        println!(
+            "{:<42} {:>8} {:>12.0} {:>10.2}",
+            label,
+            requests,
+            median(per[i].clone()),
+            median(ratios[i].clone())
+        );
+    }
+
+    // Fitting: an ordinary chart passes untouched; a 2.6 MB one is redone.
+    let mut rng = fastrand::Rng::with_seed(5);
+    let noisy = image::RgbImage::from_fn(1100, 1000, |_, _| {
+        image::Rgb([rng.u8(..), rng.u8(..), rng.u8(..)])
+    });
+    let mut big = Vec::new();
+    image::DynamicImage::ImageRgb8(noisy)
+        .write_to(&mut std::io::Cursor::new(&mut big), image::ImageFormat::Png)
+        .expect("png");
+    let limit = fanout::channels::wecom::IMAGE_MAX_BYTES;
+    let times: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let fitted = fanout::channels::image::fit_png(&big, limit).expect("fits");
+            assert!(fitted.len() <= limit);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    let pass: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let same = fanout::channels::image::fit_png(&png, limit).expect("fits");
+            std::hint::black_box(same);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    println!(
+        "fit under 2 MB: a {} byte chart {:.0} ms; an ordinary {} byte chart {:.4} ms (untouched)",
+        big.len(),
+        median(times) * 1e3,
+        png.len(),
+        median(pass) * 1e3
+    );
+}

@@ -1,0 +1,152 @@
+//! PrometheusAlert settings: `url` (its custom-template endpoint, whose
+//! query names the channel type, the template and often a bot's URL with
+//! its key: shown redacted), `timeout`.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::channels::{BuildContext, ChannelSpec};
+use crate::config::reader::Section;
+use crate::job::Target;
+
+/// PrometheusAlert's custom-template endpoint.
+pub const PATH: &str = "/prometheusalert";
+
+#[derive(Clone)]
+pub struct PrometheusAlertConfig {
+    pub url: Url,
+    pub timeout: Duration,
+}
+
+/// The URL's query may hold a bot's key: Debug shows it redacted.
+impl std::fmt::Debug for PrometheusAlertConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrometheusAlertConfig")
+            .field("url", &crate::channels::http::redact_url(&self.url))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl PrometheusAlertConfig {
+    /// The URL for a delivery: a target's `mentioned_list` becomes `at`.
+    pub fn url_for(&self, target: &Target) -> Url {
+        let Some(at) = target.mentioned_list.as_ref().filter(|l| !l.is_empty()) else {
+            return self.url.clone();
+        };
+        let mut url = self.url.clone();
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "at")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(kept)
+            .append_pair("at", &at.join(","));
+        url
+    }
+
+    /// Where PrometheusAlert's web UI answers, for the reachability probe.
+    pub fn base(&self) -> Url {
+        let mut base = self.url.clone();
+        base.set_query(None);
+        base.set_path(self.url.path().strip_suffix(PATH).unwrap_or("/"));
+        if base.path().is_empty() {
+            base.set_path("/");
+        }
+        base
+    }
+}
+
+impl ChannelSpec for PrometheusAlertConfig {
+    const NAME: &'static str = "prometheusalert";
+    const TARGET_FIELDS: &'static [&'static str] = &["mentioned_list"];
+    const TEMPLATES: &'static [&'static str] = &["prometheusalert/body.json.j2"];
+
+    type Sender = super::PrometheusAlertSender;
+
+    fn read(s: &Section) -> Option<Self> {
+        let hint = "http://prometheusalert:8080/prometheusalert?type=wx&tpl=fanout-wx&wxurl=…";
+        let url = s.required_string("url", hint).and_then(|text| {
+            parse_url(&text)
+                .map_err(|m| s.error("url", m, Some(hint)))
+                .ok()
+        });
+        let timeout = s.span("timeout").map_or(Duration::from_secs(10), |t| t.0);
+        Some(Self { url: url?, timeout })
+    }
+
+    fn build(&self, destination: &str, ctx: &BuildContext) -> Result<Self::Sender, String> {
+        super::PrometheusAlertSender::new(destination, self, ctx)
+    }
+}
+
+/// The endpoint, with `type` and `tpl` set: without them PrometheusAlert
+/// answers 200 and sends nothing. Errors never quote the URL: its query
+/// often holds a bot's key.
+pub fn parse_url(text: &str) -> Result<Url, String> {
+    let url = crate::config::reader::check_url(text, &["http", "https"]).map_err(|_| {
+        "is not an http(s) URL with a host (not shown: it may hold a key)".to_string()
+    })?;
+    if !url.path().ends_with(PATH) {
+        return Err(format!(
+            "has the path {:?}; PrometheusAlert's custom-template endpoint is {PATH}",
+            url.path()
+        ));
+    }
+    for param in ["type", "tpl"] {
+        let set = url
+            .query_pairs()
+            .any(|(k, v)| k == param && !v.trim().is_empty());
+        if !set {
+            return Err(format!(
+                "has no `{param}` parameter; PrometheusAlert needs `type` (wx, dd, fs, …) and `tpl` (its template's name)"
+            ));
+        }
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_needs_type_and_tpl_and_is_never_quoted() {
+        let good = "http://pa:8080/prometheusalert?type=wx&tpl=fanout-wx&wxurl=https://qyapi/send?key=k-secret";
+        assert!(parse_url(good).is_ok());
+        for bad in [
+            "http://pa:8080/prometheusalert?tpl=fanout-wx&wxurl=k-secret",
+            "http://pa:8080/prometheusalert?type=wx&wxurl=k-secret",
+            "http://pa:8080/other?type=wx&tpl=x&wxurl=k-secret",
+        ] {
+            let e = parse_url(bad).unwrap_err();
+            assert!(!e.contains("k-secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_target_mention_replaces_at_and_the_base_drops_the_query() {
+        let config = PrometheusAlertConfig {
+            url: parse_url("http://pa:8080/prometheusalert?type=wx&tpl=t&at=old").unwrap(),
+            timeout: Duration::from_secs(1),
+        };
+        let target = Target {
+            destination: "pa".into(),
+            to: None,
+            channel_id: None,
+            mentioned_list: Some(vec!["zhangsan".into(), "lisi".into()]),
+            mentioned_mobile_list: None,
+        };
+        let url = config.url_for(&target);
+        let at: Vec<String> = url
+            .query_pairs()
+            .filter(|(k, _)| k == "at")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        assert_eq!(at, ["zhangsan,lisi"]);
+        assert_eq!(config.base().as_str(), "http://pa:8080/");
+    }
+}
