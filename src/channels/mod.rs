@@ -58,6 +58,12 @@ pub trait ChannelSpec: Sized + Clone + std::fmt::Debug {
         1
     }
 
+    /// The key whose setting sends charts as links rather than attached
+    /// (WeCom's `mode = "news"`): such a destination needs `[storage]`.
+    fn needs_chart_urls(&self) -> Option<&'static str> {
+        None
+    }
+
     fn build(&self, destination: &str, ctx: &BuildContext) -> Result<Self::Sender, String>;
 }
 
@@ -154,6 +160,12 @@ macro_rules! registry {
             pub fn messages(&self, images: usize, target: &Target) -> u32 {
                 match self {
                     $(ChannelConfig::$variant(c) => c.messages(images, target)),+
+                }
+            }
+
+            pub fn needs_chart_urls(&self) -> Option<&'static str> {
+                match self {
+                    $(ChannelConfig::$variant(c) => c.needs_chart_urls()),+
                 }
             }
         }

@@ -257,7 +257,7 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
         .and_then(|s| read_actions(&s, http.is_some() && !public_url_written));
     let render = read_render(root.table("render"));
     let templates = read_templates(root.table("templates"));
-    let destinations = read_destinations(root.table("destinations"));
+    let destinations = read_destinations(root.table("destinations"), root.has("storage"));
     Some(Config {
         source: source.to_string(),
         http: http?,
@@ -571,7 +571,10 @@ fn read_templates(section: Option<Section>) -> Option<TemplatesConfig> {
     })
 }
 
-fn read_destinations(section: Option<Section>) -> Option<BTreeMap<String, Destination>> {
+fn read_destinations(
+    section: Option<Section>,
+    storage: bool,
+) -> Option<BTreeMap<String, Destination>> {
     let Some(s) = section else {
         return Some(BTreeMap::new());
     };
@@ -590,7 +593,7 @@ fn read_destinations(section: Option<Section>) -> Option<BTreeMap<String, Destin
             );
             ok = false;
         }
-        match read_destination(&name, &d) {
+        match read_destination(&name, &d, storage) {
             Some(dest) => {
                 out.insert(name, dest);
             }
@@ -602,7 +605,7 @@ fn read_destinations(section: Option<Section>) -> Option<BTreeMap<String, Destin
     ok.then_some(out)
 }
 
-fn read_destination(name: &str, d: &Section) -> Option<Destination> {
+fn read_destination(name: &str, d: &Section, storage: bool) -> Option<Destination> {
     let channels = ChannelKind::ALL
         .iter()
         .map(|k| k.name())
@@ -665,6 +668,14 @@ fn read_destination(name: &str, d: &Section) -> Option<Destination> {
         }
     }
     let channel = kind.read(d)?;
+    if let (Some(key), false) = (channel.needs_chart_urls(), storage) {
+        d.error(
+            key,
+            "this sends the chart as a link, and links need [storage] to serve the chart from",
+            Some("add [storage] (kind = \"internal\" with [http] public_url, or kind = \"s3\"), or send the chart attached"),
+        );
+        return None;
+    }
     let rate = rate.unwrap_or_else(|| {
         kind.default_rate()
             .and_then(|text| RateLimit::parse(text).ok())

@@ -642,6 +642,7 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_an
     let grafana = FakeGrafana::start(GrafanaOptions::default());
     let smtp = SmtpServer::start(SmtpOptions::default());
     let bot = FakeWecom::start();
+    let news_bot = FakeWecom::start();
     let pa = FakePrometheusAlert::start(&[("fanout-wx", pa_paths())]);
     let fake = slack();
     let dir = tempfile::tempdir().unwrap();
@@ -655,9 +656,10 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_an
     );
     let destinations = format!(
         "[destinations.ops-mail]\nchannel = \"email\"\nsmtp_url = \"smtp://127.0.0.1:{}\"\n\
-         from = \"fanout <alerts@example.com>\"\nto = [\"oncall@example.com\"]\n\n{}{}{}",
+         from = \"fanout <alerts@example.com>\"\nto = [\"oncall@example.com\"]\n\n{}{}{}{}",
         smtp.port,
         wecom_table("wx", &bot.url(), ""),
+        wecom_table("wx-news", &news_bot.url(), "mode = \"news\""),
         pa_table(
             "pa",
             &pa.url("type=wx&tpl=fanout-wx&wxurl=https://qyapi/x"),
@@ -675,8 +677,8 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_an
         "alert": {"group_id": "g-e2e", "title": "p99 latency > 1s", "severity": "critical",
                   "labels": {"service": "gateway"}, "started_at": "2026-11-23T03:00:00Z"},
         "charts": [{"grafana": {"dashboard_uid": "abc", "panel_id": 7}, "width": 600, "height": 300, "title": "p99"}],
-        "escalation": [{"notify": ["ops-mail", "wx", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "4s"}, {"resolve": true}],
-        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "pa"}, {"destination": "chat"}]
+        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "4s"}, {"resolve": true}],
+        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "pa"}, {"destination": "chat"}]
     });
     let job = write_file(dir.path(), "job.json", &job.to_string());
     // Waits count from the enqueue stamp: the worker runs first. Slack's
@@ -722,7 +724,12 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_an
         .unwrap_or("")
         .contains("RESOLVED"));
     let files = fake.files(CHANNEL);
-    assert_eq!(files.len(), 2, "a chart per notify step");
+    assert_eq!(
+        files.len(),
+        2,
+        "a chart per notify step\n{}",
+        worker.log_text()
+    );
     for file in &files {
         assert_eq!(file.thread_ts.as_deref(), Some(root.ts.as_str()));
         let (w, h, n) = crate::render::count_colour(&file.bytes, CHART);
@@ -746,6 +753,29 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_an
         .as_str()
         .unwrap()
         .contains("RESOLVED"));
+
+    // WeCom news: one card whose picture, the chart's signed URL, serves
+    // the chart and whose link is the panel.
+    let cards = wait_for("WeCom's news card", Duration::from_secs(30), || {
+        let got = news_bot.accepted();
+        (!got.is_empty()).then_some(got)
+    });
+    let article = &cards[0].body["news"]["articles"][0];
+    assert_eq!(cards[0].body["msgtype"], "news", "{:?}", cards[0].body);
+    assert!(
+        article["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/d/abc", grafana.url)),
+        "{article}"
+    );
+    let picurl = article["picurl"].as_str().unwrap();
+    assert!(
+        picurl.starts_with(&format!("http://127.0.0.1:{port}/images/")),
+        "{picurl}"
+    );
+    let png = reqwest::blocking::get(picurl).unwrap().bytes().unwrap();
+    assert!(crate::render::count_colour(&png, CHART).2 > 2_000);
 
     // PrometheusAlert: the chart's signed URL serves the chart.
     let requests = wait_for(

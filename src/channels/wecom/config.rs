@@ -94,6 +94,10 @@ impl ChannelSpec for WecomConfig {
 
     type Sender = super::WecomSender;
 
+    fn needs_chart_urls(&self) -> Option<&'static str> {
+        (self.mode == Mode::News).then_some("mode")
+    }
+
     fn read(s: &Section) -> Option<Self> {
         let hint = "the bot's webhook, https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…";
         let webhook_url = s.required_string("webhook_url", hint).and_then(|text| {

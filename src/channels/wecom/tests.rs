@@ -17,6 +17,10 @@ use crate::template::Templates;
 
 const KEY: &str = "5a1c0e8e-key-of-the-bot";
 
+/// News mode, with the storage its chart links need.
+const NEWS: &str = "mode = \"news\"\n[http]\npublic_url = \"https://fanout.example.com\"\n\
+    [storage]\nkind = \"internal\"\nsigning_key = \"0123456789abcdef0123456789abcdef\"\n";
+
 fn config(extra: &str) -> super::WecomConfig {
     let text = format!(
         "[destinations.wx]\nchannel = \"wecom\"\nwebhook_url = \"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={KEY}\"\n{extra}"
@@ -179,7 +183,7 @@ fn a_chart_over_2_mb_is_made_to_fit() {
 #[test]
 fn news_mode_is_one_card_with_the_chart_url_as_its_picture() {
     let d = delivery(&"详".repeat(400), vec![chart(png(10, 10))], "");
-    let messages = sender("mode = \"news\"").compose(&d).unwrap();
+    let messages = sender(NEWS).compose(&d).unwrap();
     assert_eq!(messages.len(), 1);
     let article = &messages[0]["news"]["articles"][0];
     assert_eq!(
@@ -195,11 +199,11 @@ fn news_mode_is_one_card_with_the_chart_url_as_its_picture() {
         .unwrap()
         .starts_with("[FIRING] CPU"));
     assert!(article["description"].as_str().unwrap().len() <= 512);
-    assert_eq!(config("mode = \"news\"").messages(1, &d.target), 1);
+    assert_eq!(config(NEWS).messages(1, &d.target), 1);
     // With no link, picture or source there is nothing to open: markdown.
     let bare = delivery("", vec![], "");
     assert_eq!(
-        sender("mode = \"news\"").compose(&bare).unwrap()[0]["msgtype"],
+        sender(NEWS).compose(&bare).unwrap()[0]["msgtype"],
         "markdown"
     );
 }
