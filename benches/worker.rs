@@ -5,7 +5,11 @@
 //! ```text
 //! cargo bench --bench worker                       # 2,000 jobs × 5 targets
 //! FANOUT_BENCH_JOBS=500 cargo bench --bench worker
+//! FANOUT_BENCH_BASELINE=/tmp/old/fanout cargo bench --bench worker
 //! ```
+//! With `FANOUT_BENCH_BASELINE` (another build's binary, e.g. the last
+//! release), that build and this one run in turn, twice each, on the same
+//! broker and sink, and the ratio between them is printed too.
 //! Needs the machine's RabbitMQ on 127.0.0.1:5672 and Python with Celery
 //! (`pip install -r tests/requirements.txt`). Every run takes its own queue
 //! prefix and deletes what it declared.
@@ -240,7 +244,13 @@ struct FanoutRun {
 }
 
 /// (the subject) `fanout worker` (release build) delivering to the sink.
-async fn fanout_run(jobs: usize, prefix: &str, sink_url: &str, sink: &Sink) -> FanoutRun {
+async fn fanout_run(
+    binary: &std::path::Path,
+    jobs: usize,
+    prefix: &str,
+    sink_url: &str,
+    sink: &Sink,
+) -> FanoutRun {
     let dir = tempfile::tempdir().unwrap();
     let hooks: String = (0..TARGETS)
         .map(|k| format!("[destinations.hook{k}]\nchannel = \"webhook\"\nurl = \"{sink_url}\"\ntimeout = \"10s\"\n\n"))
@@ -257,7 +267,7 @@ async fn fanout_run(jobs: usize, prefix: &str, sink_url: &str, sink: &Sink) -> F
     .unwrap();
     let log = dir.path().join("worker.log");
     let worker = Worker(
-        Command::new(env!("CARGO_BIN_EXE_fanout"))
+        Command::new(binary)
             .args(["worker", "--config"])
             .arg(&cfg)
             .current_dir(dir.path())
@@ -435,7 +445,33 @@ fn main() {
     let total = jobs * TARGETS;
     println!("{jobs} jobs × {TARGETS} webhook targets = {total} deliveries through RabbitMQ to a loopback sink\n");
     let ceiling = rt.block_on(broker_ceiling(jobs, &prefix));
-    let f = rt.block_on(fanout_run(jobs, &prefix, &sink_url, &sink));
+    let this = std::path::Path::new(env!("CARGO_BIN_EXE_fanout"));
+    let f = rt.block_on(fanout_run(this, jobs, &prefix, &sink_url, &sink));
+    if let Ok(baseline) = std::env::var("FANOUT_BENCH_BASELINE") {
+        let baseline = std::path::Path::new(&baseline);
+        let mut runs = (Vec::new(), vec![f.per_s]);
+        for round in 0..2 {
+            runs.0.push(
+                rt.block_on(fanout_run(baseline, jobs, &prefix, &sink_url, &sink))
+                    .per_s,
+            );
+            if round == 0 {
+                runs.1.push(
+                    rt.block_on(fanout_run(this, jobs, &prefix, &sink_url, &sink))
+                        .per_s,
+                );
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "this build {:?} vs baseline {:?} deliveries/s: {:.2}× ({})",
+            runs.1.iter().map(|r| r.round()).collect::<Vec<_>>(),
+            runs.0.iter().map(|r| r.round()).collect::<Vec<_>>(),
+            mean(&runs.1) / mean(&runs.0),
+            baseline.display()
+        );
+        println!();
+    }
     let prefork = celery_run(jobs, &prefix, &sink_url, "prefork", 8);
     let threads = celery_run(jobs, &prefix, &sink_url, "threads", 32);
     let per_s = |v: &serde_json::Value| v["deliveries_per_s"].as_f64().unwrap_or(f64::NAN);
