@@ -125,6 +125,59 @@ impl Store {
         &self,
         kind: &'static str,
         id: &str,
+        change: impl FnMut(Option<T>) -> (Option<T>, R) + Send + 'static,
+    ) -> Result<R, StoreError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Send + 'static,
+    {
+        self.update_with(kind, id, None, change).await
+    }
+
+    /// [`Store::record_sent`] and [`Store::update`] in one write: the
+    /// deliver stage notes a send in its group as it logs it.
+    pub async fn record_sent_and_update<T, R>(
+        &self,
+        key: &DeliveryKey,
+        detail: &str,
+        kind: &'static str,
+        id: &str,
+        change: impl FnMut(Option<T>) -> (Option<T>, R) + Send + 'static,
+    ) -> Result<R, StoreError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Send + 'static,
+    {
+        let sent = Some((key.clone(), detail.to_string()));
+        self.update_with(kind, id, sent, change).await
+    }
+
+    /// What the deliver stage reads before a send, in one round trip: the
+    /// detail logged if this delivery was sent, and the record `kind`/`id`.
+    /// A record this build cannot read comes back as `None`, loudly.
+    pub async fn lookup<T: DeserializeOwned>(
+        &self,
+        key: &DeliveryKey,
+        kind: &str,
+        id: &str,
+    ) -> Result<(Option<String>, Option<T>), StoreError> {
+        let (sent, record) = match self {
+            Store::Sqlite(s) => s.lookup(key, kind, id).await?,
+            Store::Redis(s) => s.lookup(key, kind, id).await?,
+        };
+        let record = record.and_then(|t| {
+            parse_record(kind, id, &t)
+                .map_err(|e| tracing::warn!(message = "Unreadable record; reading it as none.", error = %e))
+                .ok()
+        });
+        Ok((sent, record))
+    }
+
+    async fn update_with<T, R>(
+        &self,
+        kind: &'static str,
+        id: &str,
+        sent: Option<(DeliveryKey, String)>,
         mut change: impl FnMut(Option<T>) -> (Option<T>, R) + Send + 'static,
     ) -> Result<R, StoreError>
     where
@@ -146,8 +199,8 @@ impl Store {
             (new.and_then(|v| serde_json::to_string(&v).ok()), result)
         };
         match self {
-            Store::Sqlite(s) => s.update(kind, id, typed).await,
-            Store::Redis(s) => s.update(kind, id, &mut typed).await,
+            Store::Sqlite(s) => s.update(kind, id, sent, typed).await,
+            Store::Redis(s) => s.update(kind, id, sent, &mut typed).await,
         }
     }
 

@@ -10,8 +10,11 @@ use crate::deliver::rate::{RateLimit, REDIS_RESERVE};
 const CAS_ROUNDS: u32 = 100;
 
 /// Set KEYS[1] to ARGV[3] (expiring in ARGV[4] s) only if it still holds
-/// what was read: ARGV[2] when ARGV[1] is "1", nothing when "0".
+/// what was read: ARGV[2] when ARGV[1] is "1", nothing when "0". With a
+/// KEYS[2], first write that log entry (ARGV[5]) if it is not there: a
+/// sent delivery is recorded even when the swap has to run again.
 const COMPARE_AND_SET: &str = r#"
+if KEYS[2] then redis.call('SET', KEYS[2], ARGV[5], 'NX', 'EX', ARGV[4]) end
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == '1' then
   if current ~= ARGV[2] then return 0 end
@@ -99,6 +102,23 @@ impl RedisStore {
         format!("{}fanout:{kind}:{id}", self.namespace)
     }
 
+    /// The log's entry for `key` and the record `kind`/`id`, in one MGET.
+    pub async fn lookup(
+        &self,
+        key: &DeliveryKey,
+        kind: &str,
+        id: &str,
+    ) -> Result<(Option<String>, Option<String>), StoreError> {
+        let mut conn = self.conn.clone();
+        let (sent, record): (Option<String>, Option<String>) = redis::cmd("MGET")
+            .arg(self.key(key))
+            .arg(self.record_key(kind, id))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| StoreError(e.to_string()))?;
+        Ok((sent, record))
+    }
+
     /// The record `kind`/`id`, if there is one.
     pub async fn get(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn.clone();
@@ -110,10 +130,13 @@ impl RedisStore {
     /// Read, change and write the record `kind`/`id`: the write happens
     /// only if nobody changed the record since it was read (compare and
     /// set in one script), else the change runs again on the new value.
+    ///
+    /// With `sent`, that log entry is written by the same script.
     pub async fn update<R>(
         &self,
         kind: &str,
         id: &str,
+        sent: Option<(DeliveryKey, String)>,
         mut change: impl FnMut(Option<&str>) -> (Option<String>, R),
     ) -> Result<R, StoreError> {
         let key = self.record_key(kind, id);
@@ -126,14 +149,21 @@ impl RedisStore {
                 .map_err(|e| StoreError(e.to_string()))?;
             let (new, result) = change(current.as_deref());
             let Some(new) = new else {
+                if let Some((sent, detail)) = &sent {
+                    self.record_sent(sent, detail).await?;
+                }
                 return Ok(result);
             };
-            let swapped: i64 = script
-                .key(&key)
+            let mut invocation = script.key(&key);
+            if let Some((sent, _)) = &sent {
+                invocation.key(self.key(sent));
+            }
+            let swapped: i64 = invocation
                 .arg(if current.is_some() { "1" } else { "0" })
                 .arg(current.as_deref().unwrap_or(""))
                 .arg(&new)
                 .arg(REMEMBER_SECS)
+                .arg(sent.as_ref().map_or("", |(_, detail)| detail.as_str()))
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| StoreError(e.to_string()))?;

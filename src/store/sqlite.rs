@@ -91,8 +91,7 @@ impl SqliteStore {
     pub async fn was_sent(&self, key: &DeliveryKey) -> Result<Option<String>, StoreError> {
         let key = key.clone();
         self.with(move |c| {
-            c.query_row(
-                "SELECT detail FROM notification_log WHERE job_id = ?1 AND step = ?2 AND destination = ?3",
+            c.prepare_cached("SELECT detail FROM notification_log WHERE job_id = ?1 AND step = ?2 AND destination = ?3")?.query_row(
                 params![key.job_id, key.step as i64, key.destination],
                 |row| row.get(0),
             )
@@ -105,9 +104,8 @@ impl SqliteStore {
         let (key, detail) = (key.clone(), detail.to_string());
         let now = crate::storage::signing::unix_now() as i64;
         self.with(move |c| {
-            c.execute(
-                "INSERT OR IGNORE INTO notification_log (job_id, step, destination, sent_at, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            c.prepare_cached("INSERT OR IGNORE INTO notification_log (job_id, step, destination, sent_at, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
                 params![key.job_id, key.step as i64, key.destination, now, detail],
             )
             .map(|_| ())
@@ -118,10 +116,10 @@ impl SqliteStore {
     pub async fn forget(&self, key: &DeliveryKey) -> Result<(), StoreError> {
         let key = key.clone();
         self.with(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "DELETE FROM notification_log WHERE job_id = ?1 AND step = ?2 AND destination = ?3",
-                params![key.job_id, key.step as i64, key.destination],
-            )
+            )?
+            .execute(params![key.job_id, key.step as i64, key.destination])
             .map(|_| ())
         })
         .await
@@ -131,22 +129,46 @@ impl SqliteStore {
     pub async fn get(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
         let (kind, id) = (kind.to_string(), id.to_string());
         self.with(move |c| {
-            c.query_row(
-                "SELECT value FROM records WHERE kind = ?1 AND id = ?2",
-                params![kind, id],
-                |row| row.get(0),
-            )
-            .optional()
+            c.prepare_cached("SELECT value FROM records WHERE kind = ?1 AND id = ?2")?
+                .query_row(params![kind, id], |row| row.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    /// The log's entry for `key` and the record `kind`/`id`, read
+    /// together: one trip to the blocking pool instead of two.
+    pub async fn lookup(
+        &self,
+        key: &DeliveryKey,
+        kind: &str,
+        id: &str,
+    ) -> Result<(Option<String>, Option<String>), StoreError> {
+        let (key, kind, id) = (key.clone(), kind.to_string(), id.to_string());
+        self.with(move |c| {
+            let sent = c.prepare_cached("SELECT detail FROM notification_log WHERE job_id = ?1 AND step = ?2 AND destination = ?3")?.query_row(
+                    params![key.job_id, key.step as i64, key.destination],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let record = c.prepare_cached("SELECT value FROM records WHERE kind = ?1 AND id = ?2")?.query_row(
+                    params![kind, id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok((sent, record))
         })
         .await
     }
 
     /// Read, change and write the record `kind`/`id` in one immediate
     /// transaction: processes sharing the file see each change whole.
+    /// With `sent`, the same transaction writes that log entry too.
     pub async fn update<R: Send + 'static>(
         &self,
         kind: &str,
         id: &str,
+        sent: Option<(DeliveryKey, String)>,
         mut change: impl FnMut(Option<&str>) -> (Option<String>, R) + Send + 'static,
     ) -> Result<R, StoreError> {
         let (kind, id) = (kind.to_string(), id.to_string());
@@ -154,18 +176,21 @@ impl SqliteStore {
         self.with(move |c| {
             let tx =
                 rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT value FROM records WHERE kind = ?1 AND id = ?2",
+            if let Some((key, detail)) = &sent {
+                tx.prepare_cached("INSERT OR IGNORE INTO notification_log (job_id, step, destination, sent_at, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
+                    params![key.job_id, key.step as i64, key.destination, now, detail],
+                )?;
+            }
+            let current: Option<String> = tx.prepare_cached("SELECT value FROM records WHERE kind = ?1 AND id = ?2")?.query_row(
                     params![kind, id],
                     |row| row.get(0),
                 )
                 .optional()?;
             let (new, result) = change(current.as_deref());
             if let Some(new) = new {
-                tx.execute(
-                    "INSERT INTO records (kind, id, value, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(kind, id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                tx.prepare_cached("INSERT INTO records (kind, id, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(kind, id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")?.execute(
                     params![kind, id, new, now],
                 )?;
             }
@@ -189,11 +214,8 @@ impl SqliteStore {
             let tx =
                 rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
             let stored: Option<String> = tx
-                .query_row(
-                    "SELECT recent FROM rate_slots WHERE name = ?1",
-                    params![name],
-                    |row| row.get(0),
-                )
+                .prepare_cached("SELECT recent FROM rate_slots WHERE name = ?1")?
+                .query_row(params![name], |row| row.get(0))
                 .optional()?;
             let mut recent: Vec<i64> = stored
                 .and_then(|s| serde_json::from_str(&s).ok())
@@ -201,11 +223,11 @@ impl SqliteStore {
             let slot = next_slot(&recent, limit, cost, now_ms);
             push_slot(&mut recent, slot, limit, cost);
             let recent = serde_json::to_string(&recent).unwrap_or_else(|_| "[]".into());
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO rate_slots (name, recent) VALUES (?1, ?2)
                  ON CONFLICT(name) DO UPDATE SET recent = excluded.recent",
-                params![name, recent],
-            )?;
+            )?
+            .execute(params![name, recent])?;
             tx.commit()?;
             Ok(slot)
         })

@@ -47,13 +47,24 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     let channel = destination.kind().name();
     let key = order.key();
     let group_id = order.job.alert.group_id.clone();
-    let state = match ctx.store.get::<GroupState>(group::KIND, &group_id).await {
-        Ok(state) => state,
+    // Sent already? And the group's state: one read for both.
+    let (sent, state) = match ctx
+        .store
+        .lookup::<GroupState>(&key, group::KIND, &group_id)
+        .await
+    {
+        Ok(found) => found,
+        // Sending twice is better than not paging at all.
         Err(e) => {
-            warn!(message = "Group state unreadable; sending anyway.", error = %e);
-            None
+            warn!(message = "Store unreadable; sending anyway.", error = %e);
+            (None, None)
         }
     };
+    if sent.is_some() {
+        info!(message = "Already sent; not sending again.", job = %key.job_id, destination = %name);
+        ctx.metrics.delivery(channel, &name, "duplicate");
+        return Disposition::Done;
+    }
     // A step planned before an acknowledge or resolve is not sent after it,
     // even if it waited for a rate-limit slot or a retry. A resolved notice
     // is not a step: nothing stops it.
@@ -67,16 +78,6 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     let thread = state
         .filter(|s| s.chain == order.job.id)
         .and_then(|mut s| s.threads.remove(&order.target.thread_key()));
-    match ctx.store.was_sent(&key).await {
-        Ok(Some(_)) => {
-            info!(message = "Already sent; not sending again.", job = %key.job_id, destination = %name);
-            ctx.metrics.delivery(channel, &name, "duplicate");
-            return Disposition::Done;
-        }
-        Ok(None) => {}
-        // Sending twice is better than not paging at all.
-        Err(e) => warn!(message = "Notification log unreadable; sending anyway.", error = %e),
-    }
     // The slot this send keeps, if the destination has a rate limit.
     let mut slot = None;
     if let Some(rate) = destination.rate {
@@ -135,22 +136,21 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     let latency = (chrono::Utc::now().timestamp_millis() - enqueued).max(0) as f64 / 1000.0;
     match result {
         Ok(sent) => {
-            if let Err(e) = ctx.store.record_sent(&key, &sent.detail).await {
-                warn!(message = "Sent, but not recorded: a redelivery may send it again.", job = %key.job_id, destination = %name, error = %e);
-            }
-            if !resolved_notice {
+            // The log entry and, for a step, the group's note of it: one write.
+            let recorded = if resolved_notice {
+                ctx.store.record_sent(&key, &sent.detail).await
+            } else {
                 let (chain, step, at) = (key.job_id.clone(), key.step, chrono::Utc::now());
                 let opened = sent.thread.clone();
-                let noted = ctx
-                    .store
-                    .update(group::KIND, &group_id, move |s| {
+                ctx.store
+                    .record_sent_and_update(&key, &sent.detail, group::KIND, &group_id, move |s| {
                         let new = group::note_sent(s, &chain, &target, step, opened.as_deref(), at);
                         (new, ())
                     })
-                    .await;
-                if let Err(e) = noted {
-                    warn!(message = "Sent, but the group does not know: its resolved notice may miss this destination.", group = %group_id, error = %e);
-                }
+                    .await
+            };
+            if let Err(e) = recorded {
+                warn!(message = "Sent, but not recorded: a redelivery may send it again, and the group's resolved notice may miss this destination.", job = %key.job_id, destination = %name, group = %group_id, error = %e);
             }
             info!(message = "Delivered.", delivery = %id, channel, attempt, detail = %sent.detail);
             ctx.metrics.delivery(channel, &name, "delivered");

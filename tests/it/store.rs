@@ -121,3 +121,90 @@ impl Drop for RedisKeys {
         }
     }
 }
+
+/// The deliver stage's two store calls, on a real backend: one read of
+/// the log entry with the group's record, one write of both — also when
+/// many workers note sends in the same group at once.
+async fn logged_with_the_group(store: &fanout::store::Store, id: &str) {
+    use fanout::store::DeliveryKey;
+    use serde_json::{json, Value};
+    let key = |n: usize| DeliveryKey {
+        job_id: id.to_string(),
+        step: n,
+        destination: "hook".into(),
+    };
+    let empty: (Option<String>, Option<Value>) = store.lookup(&key(0), "group", id).await.unwrap();
+    assert_eq!(empty, (None, None));
+
+    // Twenty sends noted in one group at once: the swap retries, and every
+    // log entry and every increment lands.
+    let writes = (0..20).map(|n| async move {
+        store
+            .record_sent_and_update(
+                &key(n),
+                &format!("sent {n}"),
+                "group",
+                id,
+                |g: Option<Value>| {
+                    let count = g.as_ref().and_then(|g| g["count"].as_u64()).unwrap_or(0);
+                    (Some(json!({ "count": count + 1 })), ())
+                },
+            )
+            .await
+    });
+    for result in futures::future::join_all(writes).await {
+        result.unwrap();
+    }
+    for n in 0..20 {
+        let (sent, group): (Option<String>, Option<Value>) =
+            store.lookup(&key(n), "group", id).await.unwrap();
+        assert_eq!(sent.as_deref(), Some(format!("sent {n}").as_str()));
+        assert_eq!(group, Some(json!({ "count": 20 })));
+    }
+    // A change that leaves the record alone still logs the send.
+    store
+        .record_sent_and_update(&key(20), "sent 20", "group", id, |_: Option<Value>| {
+            (None, ())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.was_sent(&key(20)).await.unwrap().as_deref(),
+        Some("sent 20")
+    );
+    // A record this build cannot read is read as none, not as an error.
+    store
+        .update("group", id, |_: Option<Value>| (Some(json!([1, 2])), ()))
+        .await
+        .unwrap();
+    let odd: (
+        Option<String>,
+        Option<std::collections::BTreeMap<String, u64>>,
+    ) = store.lookup(&key(0), "group", id).await.unwrap();
+    assert_eq!(odd, (Some("sent 0".to_string()), None));
+}
+
+#[tokio::test]
+async fn sqlite_logs_a_send_and_notes_it_in_its_group_in_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fanout.db").display());
+    let store = fanout::store::Store::open(&fanout::secret::Secret::new(url))
+        .await
+        .unwrap();
+    logged_with_the_group(&store, &unique("group")).await;
+}
+
+#[tokio::test]
+async fn redis_logs_a_send_and_notes_it_in_its_group_in_one_write() {
+    let namespace = format!("{}:", unique("it"));
+    let _guard = RedisKeys(format!("{namespace}*"));
+    let store = fanout::store::Store::open_in(
+        &fanout::secret::Secret::new("redis://127.0.0.1:6379/0"),
+        &namespace,
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!("Redis on 127.0.0.1:6379 ({e}): start it with `redis-server --daemonize yes` (.ci/run does)")
+    });
+    logged_with_the_group(&store, &unique("group")).await;
+}
