@@ -8,7 +8,8 @@
 //! again (channels that can, pass a stable id so the receiver drops it).
 //!
 //! `[store] url` picks the backend: `sqlite://PATH` (embedded, one node,
-//! survives restarts) or `redis://…` (shared by many workers).
+//! survives restarts; its calls run on one thread, batched into one
+//! transaction per round) or `redis://…` (shared by many workers).
 
 pub mod redis;
 pub mod sqlite;
