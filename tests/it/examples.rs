@@ -1,6 +1,6 @@
 //! The examples people copy are tested: every job in `examples/jobs/` is
 //! valid against the embedded default and sends; the schema file is what
-//! `fanout schema` prints.
+//! `fanout schema` prints; the README's offline check passes as written.
 
 use crate::support::{fanout, fanout_in, files_with_ext, repo};
 use fanout::config::Config;
@@ -124,4 +124,50 @@ fn a_chart_that_cannot_render_never_holds_the_alert_back() {
         text.contains("a grafana chart needs [render.grafana] url"),
         "{text}"
     );
+}
+
+#[test]
+fn the_readme_s_offline_check_of_the_example_config_passes_as_written() {
+    // The variables the README sets before `fanout check --offline` are
+    // the ones the example config reads: a new destination that reads
+    // another fails here until the README sets it too.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let lines: Vec<&str> = readme.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("fanout check --offline --config examples/config/fanout.toml"))
+        .expect("the README shows the offline check of the example config");
+    let mut start = at;
+    while start > 0 && lines[start - 1].trim_end().ends_with('\\') {
+        start -= 1;
+    }
+    let random_key = "ab".repeat(32);
+    let env: Vec<(String, String)> = lines[start..at]
+        .iter()
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|word| word.split_once('='))
+        .filter(|(name, _)| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .map(|(name, value)| {
+            let value = if value.starts_with("$(openssl") {
+                random_key.clone()
+            } else {
+                value.to_string()
+            };
+            (name.to_string(), value)
+        })
+        .collect();
+    assert!(env.len() >= 5, "{env:?}");
+    let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let run = fanout_in(
+        &repo(),
+        &[
+            "check",
+            "--offline",
+            "--config",
+            "examples/config/fanout.toml",
+        ],
+        None,
+        &env,
+    );
+    run.assert_code(0);
 }
