@@ -328,6 +328,13 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Call>]) -> Result<(), Store
         // A call that panics fails alone; the thread goes on serving.
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.run(conn)));
         if !matches!(ran, Ok(true)) {
+            // Some errors (a full disk, I/O) roll back the whole
+            // transaction: then every call in it has failed.
+            if conn.is_autocommit() {
+                return Err(StoreError(
+                    "the transaction was rolled back by an error in one of its calls".into(),
+                ));
+            }
             let _ = exec("ROLLBACK TO call");
         }
         let _ = exec("RELEASE call");
@@ -392,6 +399,35 @@ mod tests {
             .unwrap();
         assert_eq!(kept.len(), 38, "{kept:?}");
         assert!(!kept.contains(&"r13".to_string()) && !kept.contains(&"r27".to_string()));
+    }
+
+    /// An error that ends the whole transaction fails every call in it:
+    /// a call answers Ok exactly when its write was kept.
+    #[tokio::test]
+    async fn an_error_that_ends_the_transaction_fails_its_whole_batch() {
+        let (_dir, store) = store().await;
+        let calls = (0..40).map(|n| {
+            let store = &store;
+            async move {
+                store
+                    .with(move |c| {
+                        insert(c, &format!("r{n:02}"))?;
+                        if n == 20 {
+                            // What SQLite does on a full disk or an I/O error.
+                            c.execute_batch("ROLLBACK")?;
+                            return Err(rusqlite::Error::InvalidQuery);
+                        }
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        assert!(results[20].is_err());
+        for (n, result) in results.iter().enumerate() {
+            let kept = store.get("t", &format!("r{n:02}")).await.unwrap().is_some();
+            assert_eq!(result.is_ok(), kept, "call {n}: {result:?}");
+        }
     }
 
     /// The thread ends with the store, and what it committed stays.
