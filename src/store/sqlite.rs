@@ -111,27 +111,13 @@ impl SqliteStore {
 
     pub async fn was_sent(&self, key: &DeliveryKey) -> Result<Option<String>, StoreError> {
         let key = key.clone();
-        self.with(move |c| {
-            c.prepare_cached("SELECT detail FROM notification_log WHERE job_id = ?1 AND step = ?2 AND destination = ?3")?.query_row(
-                params![key.job_id, key.step as i64, key.destination],
-                |row| row.get(0),
-            )
-            .optional()
-        })
-        .await
+        self.with(move |c| sent_detail(c, &key)).await
     }
 
     pub async fn record_sent(&self, key: &DeliveryKey, detail: &str) -> Result<(), StoreError> {
         let (key, detail) = (key.clone(), detail.to_string());
         let now = crate::storage::signing::unix_now() as i64;
-        self.with(move |c| {
-            c.prepare_cached("INSERT OR IGNORE INTO notification_log (job_id, step, destination, sent_at, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
-                params![key.job_id, key.step as i64, key.destination, now, detail],
-            )
-            .map(|_| ())
-        })
-        .await
+        self.with(move |c| log_sent(c, &key, &detail, now)).await
     }
 
     pub async fn forget(&self, key: &DeliveryKey) -> Result<(), StoreError> {
@@ -149,16 +135,11 @@ impl SqliteStore {
     /// The record `kind`/`id`, if there is one.
     pub async fn get(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
         let (kind, id) = (kind.to_string(), id.to_string());
-        self.with(move |c| {
-            c.prepare_cached("SELECT value FROM records WHERE kind = ?1 AND id = ?2")?
-                .query_row(params![kind, id], |row| row.get(0))
-                .optional()
-        })
-        .await
+        self.with(move |c| record_value(c, &kind, &id)).await
     }
 
     /// The log's entry for `key` and the record `kind`/`id`, read
-    /// together: one trip to the blocking pool instead of two.
+    /// together: one call on the store's thread instead of two.
     pub async fn lookup(
         &self,
         key: &DeliveryKey,
@@ -166,20 +147,8 @@ impl SqliteStore {
         id: &str,
     ) -> Result<(Option<String>, Option<String>), StoreError> {
         let (key, kind, id) = (key.clone(), kind.to_string(), id.to_string());
-        self.with(move |c| {
-            let sent = c.prepare_cached("SELECT detail FROM notification_log WHERE job_id = ?1 AND step = ?2 AND destination = ?3")?.query_row(
-                    params![key.job_id, key.step as i64, key.destination],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            let record = c.prepare_cached("SELECT value FROM records WHERE kind = ?1 AND id = ?2")?.query_row(
-                    params![kind, id],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            Ok((sent, record))
-        })
-        .await
+        self.with(move |c| Ok((sent_detail(c, &key)?, record_value(c, &kind, &id)?)))
+            .await
     }
 
     /// Read, change and write the record `kind`/`id` in one immediate
@@ -196,22 +165,16 @@ impl SqliteStore {
         let now = crate::storage::signing::unix_now() as i64;
         self.with(move |c| {
             if let Some((key, detail)) = &sent {
-                c.prepare_cached("INSERT OR IGNORE INTO notification_log (job_id, step, destination, sent_at, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
-                    params![key.job_id, key.step as i64, key.destination, now, detail],
-                )?;
+                log_sent(c, key, detail, now)?;
             }
-            let current: Option<String> = c.prepare_cached("SELECT value FROM records WHERE kind = ?1 AND id = ?2")?.query_row(
-                    params![kind, id],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            let (new, result) = change(current.as_deref());
+            let (new, result) = change(record_value(c, &kind, &id)?.as_deref());
             if let Some(new) = new {
-                c.prepare_cached("INSERT INTO records (kind, id, value, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(kind, id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")?.execute(
-                    params![kind, id, new, now],
-                )?;
+                c.prepare_cached(
+                    "INSERT INTO records (kind, id, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(kind, id) DO UPDATE
+                     SET value = excluded.value, updated_at = excluded.updated_at",
+                )?
+                .execute(params![kind, id, new, now])?;
             }
             Ok(result)
         })
@@ -248,6 +211,39 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+fn sent_detail(c: &Connection, key: &DeliveryKey) -> rusqlite::Result<Option<String>> {
+    c.prepare_cached(
+        "SELECT detail FROM notification_log WHERE job_id = ?1 AND step = ?2 AND destination = ?3",
+    )?
+    .query_row(
+        params![key.job_id, key.step as i64, key.destination],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+/// The first record of a send stays: a redelivery does not rewrite it.
+fn log_sent(c: &Connection, key: &DeliveryKey, detail: &str, now: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT OR IGNORE INTO notification_log (job_id, step, destination, sent_at, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        key.job_id,
+        key.step as i64,
+        key.destination,
+        now,
+        detail
+    ])
+    .map(|_| ())
+}
+
+fn record_value(c: &Connection, kind: &str, id: &str) -> rusqlite::Result<Option<String>> {
+    c.prepare_cached("SELECT value FROM records WHERE kind = ?1 AND id = ?2")?
+        .query_row(params![kind, id], |row| row.get(0))
+        .optional()
 }
 
 /// Open the file, set it up for WAL, and create the tables.
