@@ -56,12 +56,38 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// The HTTP client every channel sends with: bounded by `timeout`, and
 /// never following a redirect (that would resend the alert somewhere not
 /// configured).
-pub fn client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// What every HTTP channel's sender holds besides its own config.
+pub struct SenderParts {
+    /// The destination's name, for its template overrides.
+    pub destination: String,
+    pub templates: std::sync::Arc<crate::template::Templates>,
+    /// A [`client`] with the channel's timeout.
+    pub client: reqwest::Client,
+    /// When set, what would be sent is written here instead.
+    pub outbox: Option<crate::outbox::Outbox>,
+}
+
+impl SenderParts {
+    pub fn new(
+        destination: &str,
+        timeout: Duration,
+        ctx: &super::BuildContext,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            destination: destination.to_string(),
+            templates: ctx.templates.clone(),
+            client: client(timeout)?,
+            outbox: ctx.outbox.clone(),
+        })
+    }
 }
 
 /// `fanout check` for an endpoint a probe must not post to: does its host

@@ -8,28 +8,22 @@
 
 pub mod config;
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 pub use config::PrometheusAlertConfig;
 
-use super::http::{classify, redact_url, transport_error};
+use super::http::{classify, redact_url, transport_error, SenderParts};
 use super::{BuildContext, Sender};
 use crate::check::CheckRow;
 use crate::deliver::{Delivery, Reason, SendError, Sent};
-use crate::outbox::Outbox;
-use crate::template::{Context, Templates};
+use crate::template::Context;
 
 /// Longest answer worth quoting in a reason.
 const QUOTED: usize = 200;
 
 pub struct PrometheusAlertSender {
-    destination: String,
     config: PrometheusAlertConfig,
-    templates: Arc<Templates>,
-    client: reqwest::Client,
-    outbox: Option<Outbox>,
+    parts: SenderParts,
 }
 
 impl PrometheusAlertSender {
@@ -38,13 +32,9 @@ impl PrometheusAlertSender {
         config: &PrometheusAlertConfig,
         ctx: &BuildContext,
     ) -> Result<Self, String> {
-        let client = super::http::client(config.timeout)?;
         Ok(Self {
-            destination: destination.to_string(),
             config: config.clone(),
-            templates: ctx.templates.clone(),
-            client,
-            outbox: ctx.outbox.clone(),
+            parts: SenderParts::new(destination, config.timeout, ctx)?,
         })
     }
 
@@ -56,8 +46,9 @@ impl PrometheusAlertSender {
     pub fn compose(&self, delivery: &Delivery) -> Result<Vec<u8>, SendError> {
         let name = "prometheusalert/body.json.j2";
         let body = self
+            .parts
             .templates
-            .render(&self.destination, name, &Context::new(delivery))
+            .render(&self.parts.destination, name, &Context::new(delivery))
             .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?;
         if let Err(e) = serde_json::from_str::<Value>(&body) {
             return Err(SendError::permanent(
@@ -145,7 +136,7 @@ pub fn judge(body: &[u8], what: &str) -> Result<String, SendError> {
 impl Sender for PrometheusAlertSender {
     async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
         let body = self.compose(delivery)?;
-        if let Some(outbox) = &self.outbox {
+        if let Some(outbox) = &self.parts.outbox {
             let doc = serde_json::json!({
                 "method": "POST",
                 "url": redact_url(&self.config.url),
@@ -161,6 +152,7 @@ impl Sender for PrometheusAlertSender {
             return Ok(Sent::new(format!("outbox {}", written.display())));
         }
         let response = self
+            .parts
             .client
             .post(self.config.url_for(&delivery.target))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -180,10 +172,10 @@ impl Sender for PrometheusAlertSender {
     /// GET its front page: any HTTP answer means PrometheusAlert is up.
     /// Nothing is posted to the template endpoint.
     async fn check(&self) -> CheckRow {
-        let component = format!("prometheusalert {}", self.destination);
+        let component = format!("prometheusalert {}", self.parts.destination);
         let target = redact_url(&self.config.url);
         let base = self.config.base();
-        match self.client.get(base.clone()).send().await {
+        match self.parts.client.get(base.clone()).send().await {
             Ok(r) => CheckRow::ok(
                 component,
                 target,
@@ -207,6 +199,8 @@ impl Sender for PrometheusAlertSender {
 mod tests {
     use super::*;
     use crate::deliver::Class;
+    use crate::template::Templates;
+    use std::sync::Arc;
 
     fn class(body: &str) -> Result<(), (bool, Reason)> {
         judge(body.as_bytes(), "pa")

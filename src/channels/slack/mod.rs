@@ -12,30 +12,24 @@
 
 pub mod config;
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
 use tracing::warn;
 
 pub use config::SlackConfig;
 
-use super::http::{classify, transport_error};
+use super::http::{classify, transport_error, SenderParts};
 use super::{BuildContext, Sender};
 use crate::check::CheckRow;
 use crate::deliver::{ChartImage, Class, Delivery, Reason, SendError, Sent};
 use crate::job::Status;
-use crate::outbox::Outbox;
-use crate::template::{Context, Templates};
+use crate::template::Context;
 
 /// Slack's limit on an image's alt text, in characters.
 const ALT_TEXT_MAX: usize = 1000;
 
 pub struct SlackSender {
-    destination: String,
     config: SlackConfig,
-    templates: Arc<Templates>,
-    client: reqwest::Client,
-    outbox: Option<Outbox>,
+    parts: SenderParts,
 }
 
 /// How a method's arguments travel.
@@ -50,13 +44,9 @@ impl SlackSender {
         config: &SlackConfig,
         ctx: &BuildContext,
     ) -> Result<Self, String> {
-        let client = super::http::client(config.timeout)?;
         Ok(Self {
-            destination: destination.to_string(),
             config: config.clone(),
-            templates: ctx.templates.clone(),
-            client,
-            outbox: ctx.outbox.clone(),
+            parts: SenderParts::new(destination, config.timeout, ctx)?,
         })
     }
 
@@ -65,8 +55,9 @@ impl SlackSender {
     pub fn compose(&self, delivery: &Delivery) -> Result<Value, SendError> {
         let name = "slack/message.json.j2";
         let rendered = self
+            .parts
             .templates
-            .render(&self.destination, name, &Context::new(delivery))
+            .render(&self.parts.destination, name, &Context::new(delivery))
             .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?;
         let mut body: Value = serde_json::from_str(&rendered).map_err(|e| {
             SendError::permanent(
@@ -101,6 +92,7 @@ impl SlackSender {
             .join(method)
             .map_err(|e| SendError::permanent(Reason::Other, format!("{what}: {e}")))?;
         let request = self
+            .parts
             .client
             .post(url)
             .bearer_auth(self.config.token.expose());
@@ -158,6 +150,7 @@ impl SlackSender {
             };
             // The upload URL is signed by Slack: the token does not go there.
             let response = self
+                .parts
                 .client
                 .post(upload_url)
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
@@ -250,7 +243,7 @@ pub fn judge(what: &str, error: &str) -> SendError {
 impl Sender for SlackSender {
     async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
         let message = self.compose(delivery)?;
-        if let Some(outbox) = &self.outbox {
+        if let Some(outbox) = &self.parts.outbox {
             let written = outbox
                 .write_charts(delivery)
                 .and_then(|()| {
@@ -282,7 +275,7 @@ impl Sender for SlackSender {
             Err(e) if e.is_retryable() => return Err(e.with_progress(Some(ts))),
             // The alert is out; a chart Slack will never take does not undo it.
             Err(e) => {
-                warn!(message = "Posted to Slack, but its chart was refused.", destination = %self.destination, error = %e);
+                warn!(message = "Posted to Slack, but its chart was refused.", destination = %self.parts.destination, error = %e);
                 0
             }
         };
@@ -296,7 +289,7 @@ impl Sender for SlackSender {
     /// `auth.test` (is the token good?), then `conversations.info` (does
     /// the channel exist, and is the bot in it?). Nothing is posted.
     async fn check(&self) -> CheckRow {
-        let component = format!("slack {}", self.destination);
+        let component = format!("slack {}", self.parts.destination);
         let target = format!("{} {}", self.config.api_url, self.config.channel_id);
         let who = match self.call("auth.test", Args::Form(Vec::new())).await {
             Ok(a) => format!(
@@ -341,7 +334,9 @@ mod tests {
     use super::*;
     use crate::channels::ChannelConfig;
     use crate::config::Config;
+    use crate::template::Templates;
     use std::rc::Rc;
+    use std::sync::Arc;
 
     fn sender() -> SlackSender {
         let text = "[destinations.chat]\nchannel = \"slack\"\ntoken = \"xoxb-1-2-3\"\nchannel_id = \"C0123ABCD\"\n";

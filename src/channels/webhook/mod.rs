@@ -9,32 +9,26 @@ pub mod config;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
-
 use hmac::{Hmac, Mac};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use sha2::Sha256;
 
 pub use config::WebhookConfig;
 
-use super::http::{classify, redact_url, transport_error};
+use super::http::{classify, redact_url, transport_error, SenderParts};
 use super::{BuildContext, Sender};
 use crate::check::CheckRow;
 use crate::deliver::{Delivery, Reason, SendError, Sent};
-use crate::outbox::Outbox;
 use crate::secret::REDACTED;
 use crate::storage::signing::unix_now;
-use crate::template::{Context, Templates};
+use crate::template::Context;
 
 pub const DELIVERY_HEADER: &str = "x-fanout-delivery";
 pub const SIGNATURE_HEADER: &str = "x-fanout-signature";
 
 pub struct WebhookSender {
-    destination: String,
     config: WebhookConfig,
-    templates: Arc<Templates>,
-    client: reqwest::Client,
-    outbox: Option<Outbox>,
+    parts: SenderParts,
 }
 
 /// One request, ready to send or to write to the outbox.
@@ -49,13 +43,9 @@ impl WebhookSender {
         config: &WebhookConfig,
         ctx: &BuildContext,
     ) -> Result<Self, String> {
-        let client = super::http::client(config.timeout)?;
         Ok(Self {
-            destination: destination.to_string(),
             config: config.clone(),
-            templates: ctx.templates.clone(),
-            client,
-            outbox: ctx.outbox.clone(),
+            parts: SenderParts::new(destination, config.timeout, ctx)?,
         })
     }
 
@@ -66,9 +56,10 @@ impl WebhookSender {
     /// Render the body (it must be JSON) and build the headers.
     pub fn compose(&self, delivery: &Delivery, now: u64) -> Result<Request, SendError> {
         let body = self
+            .parts
             .templates
             .render(
-                &self.destination,
+                &self.parts.destination,
                 "webhook/body.json.j2",
                 &Context::new(delivery),
             )
@@ -147,7 +138,7 @@ pub fn sign(secret: &str, t: u64, body: &[u8]) -> String {
 impl Sender for WebhookSender {
     async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
         let request = self.compose(delivery, unix_now())?;
-        if let Some(outbox) = &self.outbox {
+        if let Some(outbox) = &self.parts.outbox {
             let written = outbox
                 .write_charts(delivery)
                 .and_then(|()| outbox.write(delivery, ".json", &self.outbox_json(&request)))
@@ -155,6 +146,7 @@ impl Sender for WebhookSender {
             return Ok(Sent::new(format!("outbox {}", written.display())));
         }
         let response = self
+            .parts
             .client
             .post(self.config.url.clone())
             .headers(request.headers)
@@ -170,7 +162,7 @@ impl Sender for WebhookSender {
     /// Reachability only: a probe must not post a fake alert.
     async fn check(&self) -> CheckRow {
         super::http::probe_connect(
-            format!("webhook {}", self.destination),
+            format!("webhook {}", self.parts.destination),
             &self.config.url,
             self.config.timeout,
             "",

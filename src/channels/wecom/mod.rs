@@ -11,8 +11,6 @@ pub mod config;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
-
 use base64::Engine;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
@@ -20,15 +18,14 @@ use tracing::warn;
 
 pub use config::{Mode, WecomConfig};
 
-use super::http::{classify, redact_url, transport_error};
+use super::http::{classify, redact_url, transport_error, SenderParts};
 use super::image::fit_png;
 use super::text::{fit_bytes, CUT};
 use super::{BuildContext, Sender};
 use crate::check::CheckRow;
 use crate::deliver::{Class, Delivery, Reason, SendError, Sent};
-use crate::outbox::Outbox;
 use crate::secret::REDACTED;
-use crate::template::{Context, Templates};
+use crate::template::Context;
 
 pub const MARKDOWN_MAX_BYTES: usize = 4096;
 pub const TEXT_MAX_BYTES: usize = 2048;
@@ -41,11 +38,8 @@ pub const NEWS_DESCRIPTION_MAX_BYTES: usize = 512;
 pub const RETRYABLE: &[i64] = &[-1, 45009];
 
 pub struct WecomSender {
-    destination: String,
     config: WecomConfig,
-    templates: Arc<Templates>,
-    client: reqwest::Client,
-    outbox: Option<Outbox>,
+    parts: SenderParts,
 }
 
 impl WecomSender {
@@ -54,13 +48,9 @@ impl WecomSender {
         config: &WecomConfig,
         ctx: &BuildContext,
     ) -> Result<Self, String> {
-        let client = super::http::client(config.timeout)?;
         Ok(Self {
-            destination: destination.to_string(),
             config: config.clone(),
-            templates: ctx.templates.clone(),
-            client,
-            outbox: ctx.outbox.clone(),
+            parts: SenderParts::new(destination, config.timeout, ctx)?,
         })
     }
 
@@ -69,8 +59,9 @@ impl WecomSender {
     }
 
     fn render(&self, delivery: &Delivery, name: &str) -> Result<String, SendError> {
-        self.templates
-            .render(&self.destination, name, &Context::new(delivery))
+        self.parts
+            .templates
+            .render(&self.parts.destination, name, &Context::new(delivery))
             .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))
     }
 
@@ -165,6 +156,7 @@ impl WecomSender {
     /// Post one message; the bot's errcode decides.
     async fn post(&self, message: &Value) -> Result<(), SendError> {
         let response = self
+            .parts
             .client
             .post(self.config.webhook_url.clone())
             .json(message)
@@ -271,7 +263,7 @@ pub fn judge(body: &[u8], what: &str, key: &str) -> Result<(), SendError> {
 impl Sender for WecomSender {
     async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
         let messages = self.compose(delivery)?;
-        if let Some(outbox) = &self.outbox {
+        if let Some(outbox) = &self.parts.outbox {
             let written = outbox
                 .write_charts(delivery)
                 .and_then(|()| outbox.write(delivery, ".wecom.json", &self.outbox_json(&messages)))
@@ -304,7 +296,7 @@ impl Sender for WecomSender {
     /// Nothing is posted: a probe must not page a group.
     async fn check(&self) -> CheckRow {
         super::http::probe_connect(
-            format!("wecom {}", self.destination),
+            format!("wecom {}", self.parts.destination),
             &self.config.webhook_url,
             self.config.timeout,
             "webhook URL well-formed (key set); nothing posted; ",
