@@ -22,6 +22,7 @@
 //! Around them: [`suppress`] (repeats held back within a window),
 //! [`actions`] (signed acknowledge/resolve/silence links),
 //! [`config`] (one TOML file, every bad key reported at once),
+//! [`clock`] (time zones and times as monitors write them),
 //! [`template`] (minijinja, bounded), [`outbox`] (what would be sent, on
 //! disk), [`check`] (`fanout check`), [`secret`] (values that never print).
 
@@ -30,6 +31,7 @@ pub mod broker;
 pub mod chain;
 pub mod channels;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod deliver;
 pub mod demo;

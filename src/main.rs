@@ -111,8 +111,10 @@ enum Command {
     /// Run the pipeline on RabbitMQ (every stage, or a pool's), with the
     /// HTTP server (/healthz, /readyz, /metrics, images).
     ///
-    /// Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when the broker
-    /// cannot be reached at start, 2 bad config or pool file.
+    /// A broker or store that does not answer yet is waited for (with
+    /// backoff; /readyz answers 503 meanwhile), never a reason to exit.
+    ///
+    /// Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 2 bad config or pool file.
     Worker {
         #[command(flatten)]
         config: ConfigArg,
@@ -336,7 +338,15 @@ async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) ->
         },
         _ => None,
     };
-    match fanout::send::send(&config, &destinations, &charts, store.as_ref(), &bytes).await {
+    // The same links the worker puts in every notification.
+    let actions = fanout::actions::ActionLinks::from_config(&config);
+    let sending = fanout::send::Sending {
+        destinations: &destinations,
+        charts: &charts,
+        store: store.as_ref(),
+        actions: actions.as_ref(),
+    };
+    match fanout::send::send(&config, &sending, &bytes).await {
         Err(refused) => {
             eprintln!("fanout: {refused}");
             BAD_INPUT
@@ -387,28 +397,32 @@ async fn worker(config_path: Option<&Path>, pool: Option<&Path>, prefetch: Optio
     };
     let metrics = std::sync::Arc::new(fanout::metrics::Metrics::default());
     let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let ctx = match fanout::worker::Context::build(config, pool, metrics.clone()).await {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("fanout: worker: {e}");
-            return BAD_INPUT;
-        }
-    };
+    // The HTTP server comes first: while the worker waits for its broker
+    // or store, /healthz answers and /readyz says 503.
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let state = HttpState {
         images,
         ready: Some(ready.clone()),
-        metrics: Some(metrics),
-        actions: action_endpoint(&ctx.config),
+        metrics: Some(metrics.clone()),
+        actions: action_endpoint(&config),
     };
     let http = tokio::spawn(fanout::http::serve(listener, state, async move {
         let _ = http_stopped.await;
     }));
-    let result = fanout::worker::run(ctx, &broker, ready, shutdown_signal()).await;
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));
+    let result = match fanout::worker::Context::build(config, pool, metrics, shutdown.clone()).await
+    {
+        Ok(ctx) => fanout::worker::run(ctx, &broker, ready, shutdown).await,
+        Err(e) => Err(e),
+    };
     let _ = stop_http.send(());
     let _ = http.await;
     match result {
-        Ok(()) => DELIVERED,
+        Ok(()) | Err(fanout::worker::WorkerError::Stopped) => DELIVERED,
+        Err(e @ fanout::worker::WorkerError::Setup(_)) => {
+            eprintln!("fanout: worker: {e}");
+            BAD_INPUT
+        }
         Err(e) => {
             eprintln!("fanout: worker: {e}");
             SOME_FAILED
@@ -533,9 +547,8 @@ async fn send_signal(
             return BAD_INPUT;
         }
         (SignalKind::Silence, Some(text)) => {
-            let is_time = chrono::DateTime::parse_from_rfc3339(text).is_ok();
-            if !is_time && fanout::span::Span::parse(text).is_err() {
-                eprintln!("fanout: --until {text:?}: give a duration (1h) or an RFC 3339 time");
+            if let Err(e) = fanout::clock::instant::silence_until(text, chrono::Utc::now()) {
+                eprintln!("fanout: --until: {e}");
                 return BAD_INPUT;
             }
         }
@@ -620,7 +633,7 @@ async fn status(group: &str, config_path: Option<&Path>, json: bool) -> u8 {
     } else {
         print!(
             "{}",
-            fanout::chain::status::report(&state, chrono::Utc::now())
+            fanout::chain::status::report(&state, chrono::Utc::now(), config.templates.timezone)
         );
     }
     DELIVERED
@@ -658,6 +671,12 @@ async fn enqueue(job: &str, config_path: Option<&Path>) -> u8 {
             eprintln!("fanout: {e}");
             return SOME_FAILED;
         }
+    };
+    // A job trimmed to fit travels trimmed: what the broker holds is
+    // what the worker may take.
+    let bytes = match parsed.alert.payload_trimmed {
+        Some(_) => serde_json::to_vec(&parsed).unwrap_or(bytes),
+        None => bytes,
     };
     match broker
         .publish(fanout::broker::JOB_KEY, &parsed.id, &bytes)
@@ -915,18 +934,28 @@ fn default_outbox(outbox: Option<PathBuf>, config_path: Option<&Path>) -> Option
     outbox.or_else(|| config_path.is_none().then(|| PathBuf::from("outbox")))
 }
 
+/// The job's bytes from a file or standard input. Past what fanout reads
+/// at all, the rest is counted (not kept) so the error gives the real size.
 fn read_job(job: &str) -> anyhow::Result<Vec<u8>> {
-    let limit = fanout::job::MAX_MESSAGE_BYTES as u64 + 1;
-    let mut bytes = Vec::new();
-    if job == "-" {
-        std::io::stdin()
-            .take(limit)
-            .read_to_end(&mut bytes)
-            .context("cannot read the job from standard input")?;
+    let limit = fanout::job::MAX_READ_BYTES as u64;
+    let mut reader: Box<dyn Read> = if job == "-" {
+        Box::new(std::io::stdin())
     } else {
-        std::fs::File::open(job)
-            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
-            .with_context(|| format!("cannot read job file {job}"))?;
+        Box::new(std::fs::File::open(job).with_context(|| format!("cannot read job file {job}"))?)
+    };
+    let mut bytes = Vec::new();
+    reader
+        .by_ref()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| match job {
+            "-" => "cannot read the job from standard input".to_string(),
+            _ => format!("cannot read job file {job}"),
+        })?;
+    if bytes.len() as u64 > limit {
+        let rest = std::io::copy(&mut reader, &mut std::io::sink()).unwrap_or(0);
+        let size = bytes.len() + rest as usize;
+        anyhow::bail!("bad job: {}", fanout::job::DecodeError::TooLarge { size });
     }
     Ok(bytes)
 }

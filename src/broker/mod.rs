@@ -401,13 +401,47 @@ impl Broker {
     }
 }
 
-/// The original properties, persistent, with `extra` headers set.
+/// The original properties, persistent, with `extra` headers set, and
+/// without a per-message TTL (`expiration`). A Celery 5.3+ producer sets
+/// one for `expires=`; fanout's escalate stage honours `expires` itself,
+/// and a message parked in a delay tier or kept in `fanout.dead` must not
+/// vanish when the producer's TTL runs out there.
 fn with_headers(original: &BasicProperties, extra: &[(&str, AMQPValue)]) -> BasicProperties {
     let mut headers = original.headers().clone().unwrap_or_default();
     for (name, value) in extra {
         headers.insert((*name).into(), value.clone());
     }
-    original.clone().with_headers(headers).with_delivery_mode(2)
+    let mut properties = BasicProperties::default()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    if let Some(v) = original.content_type() {
+        properties = properties.with_content_type(v.clone());
+    }
+    if let Some(v) = original.content_encoding() {
+        properties = properties.with_content_encoding(v.clone());
+    }
+    if let Some(v) = original.priority() {
+        properties = properties.with_priority(*v);
+    }
+    if let Some(v) = original.correlation_id() {
+        properties = properties.with_correlation_id(v.clone());
+    }
+    if let Some(v) = original.reply_to() {
+        properties = properties.with_reply_to(v.clone());
+    }
+    if let Some(v) = original.message_id() {
+        properties = properties.with_message_id(v.clone());
+    }
+    if let Some(v) = original.timestamp() {
+        properties = properties.with_timestamp(*v);
+    }
+    if let Some(v) = original.kind() {
+        properties = properties.with_type(v.clone());
+    }
+    if let Some(v) = original.app_id() {
+        properties = properties.with_app_id(v.clone());
+    }
+    properties
 }
 
 /// AMQP headers as plain JSON (what Celery's headers look like in Python).

@@ -198,7 +198,7 @@ pub fn in_window(window: &TimeWindow, now: DateTime<Utc>) -> bool {
     let (Some(from), Some(to), Ok(tz)) = (
         parse(&window.from),
         parse(&window.to),
-        window.tz.parse::<chrono_tz::Tz>(),
+        crate::clock::zone::parse(&window.tz),
     ) else {
         return true;
     };

@@ -7,10 +7,11 @@ use chrono::{DateTime, Utc};
 use super::group::{GroupState, GroupStatus};
 use crate::job::Step;
 
-/// The report: state, chain position, what was sent when, what is next.
-pub fn report(s: &GroupState, now: DateTime<Utc>) -> String {
+/// The report: state, chain position, what was sent when, what is next;
+/// every time in `tz` (`[templates] timezone`), as the notifications show it.
+pub fn report(s: &GroupState, now: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
     let mut out = String::new();
-    let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let when = |t: DateTime<Utc>| crate::template::context::local(t, tz);
     let _ = writeln!(out, "group     {}", s.group_id);
     let mut status = s.status.name().to_string();
     if let Some(by) = &s.by {
@@ -115,7 +116,7 @@ mod tests {
                 due
             })
         );
-        let text = report(&state, now);
+        let text = report(&state, now, chrono_tz::UTC);
         for line in [
             "status    firing",
             "position  waiting; next is step 2 of 3 (round 0): notify ops",
@@ -124,5 +125,10 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line:?} not in:\n{text}");
         }
+        let local = report(&state, now, chrono_tz::Asia::Shanghai);
+        assert!(
+            local.contains("next      2026-11-23 11:05:00 CST (in 300s)"),
+            "{local}"
+        );
     }
 }

@@ -554,15 +554,8 @@ fn read_templates(section: Option<Section>) -> Option<TemplatesConfig> {
     };
     let timezone = match s.string("timezone") {
         None => Some(chrono_tz::UTC),
-        Some(name) => name
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| {
-                s.error(
-                    "timezone",
-                    format!("{name:?} is not an IANA time zone"),
-                    Some("e.g. UTC, Europe/Berlin, Asia/Shanghai"),
-                )
-            })
+        Some(name) => crate::clock::zone::parse(&name)
+            .map_err(|e| s.error("timezone", e.to_string(), None))
             .ok(),
     };
     s.finish();

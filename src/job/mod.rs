@@ -8,6 +8,7 @@
 
 pub mod celery;
 pub mod decode;
+pub mod times;
 pub mod validate;
 
 use std::borrow::Cow;
@@ -19,7 +20,7 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::span::Span;
 
-pub use decode::{decode, DecodeError, Inbound, MAX_MESSAGE_BYTES};
+pub use decode::{decode, DecodeError, Inbound, MAX_MESSAGE_BYTES, MAX_READ_BYTES};
 pub use validate::{validate, JobError, JobErrors};
 
 /// The only contract version this build reads.
@@ -94,13 +95,42 @@ pub struct Alert {
     /// Link back to the source (dashboard, alert rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the alert began: RFC 3339, ISO 8601 without an offset (UTC),
+    /// or a Unix epoch in s, ms, µs or ns. A zero value (Go's
+    /// `0001-01-01T00:00:00Z`) or one more than a day ahead is dropped
+    /// at intake, with a warning ([`times::settle`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::clock::instant::serde_opt"
+    )]
+    #[schemars(schema_with = "time_schema")]
     pub started_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When it ended, in the same forms. Dropped at intake on a firing
+    /// alert (Alertmanager sends a future end for those), and when it
+    /// lies before the start.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::clock::instant::serde_opt"
+    )]
+    #[schemars(schema_with = "time_schema")]
     pub ended_at: Option<DateTime<Utc>>,
     /// The raw upstream body (Alertmanager, SkyWalking, …), for templates.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub payload: serde_json::Value,
+    /// Set by fanout when the job was over the size limit and `payload`
+    /// was trimmed to fit: the payload's size in bytes before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_trimmed: Option<u64>,
+}
+
+/// A time field: text or an epoch number.
+fn time_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "RFC 3339 (`2026-11-23T03:00:00Z`), ISO 8601 without an offset (read as UTC), or a Unix epoch in seconds, milliseconds, microseconds or nanoseconds (told apart by size).",
+        "type": ["string", "integer", "number", "null"]
+    })
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -180,11 +180,8 @@ pub fn validate(job: &Job, config: &Config) -> Result<(), JobErrors> {
                         );
                     }
                 }
-                if window.tz.parse::<chrono_tz::Tz>().is_err() {
-                    err(
-                        format!("{path}.if_time.tz"),
-                        format!("{:?} is not an IANA time zone", window.tz),
-                    );
+                if let Err(e) = crate::clock::zone::parse(&window.tz) {
+                    err(format!("{path}.if_time.tz"), e.to_string());
                 }
                 for (j, day) in window.days.iter().enumerate() {
                     if !["mon", "tue", "wed", "thu", "fri", "sat", "sun"].contains(&day.as_str()) {
@@ -248,6 +245,9 @@ fn check_chart(chart: &Chart, path: &str, err: &mut impl FnMut(String, String)) 
                     format!("{path}.grafana.dashboard_uid"),
                     "is not a Grafana dashboard uid".into(),
                 );
+            }
+            if let Some(Err(e)) = panel.tz.as_deref().map(crate::clock::zone::parse_grafana) {
+                err(format!("{path}.grafana.tz"), e.to_string());
             }
         }
     }

@@ -34,8 +34,8 @@ pub fn render_target(
                 let mut q = url.query_pairs_mut();
                 q.append_pair("orgId", &panel.org_id.unwrap_or(grafana.org_id).to_string())
                     .append_pair("panelId", &panel.panel_id.to_string())
-                    .append_pair("from", &panel.from)
-                    .append_pair("to", &panel.to)
+                    .append_pair("from", &grafana_time(&panel.from))
+                    .append_pair("to", &grafana_time(&panel.to))
                     .append_pair("width", &chart.width.to_string())
                     .append_pair("height", &chart.height.to_string());
                 if let Some(tz) = &panel.tz {
@@ -71,13 +71,29 @@ pub fn panel_link(chart: &Chart, grafana: Option<&GrafanaConfig>) -> Option<Stri
         let mut q = link.query_pairs_mut();
         q.append_pair("orgId", &panel.org_id.unwrap_or(grafana.org_id).to_string())
             .append_pair("viewPanel", &panel.panel_id.to_string())
-            .append_pair("from", &panel.from)
-            .append_pair("to", &panel.to);
+            .append_pair("from", &grafana_time(&panel.from))
+            .append_pair("to", &grafana_time(&panel.to));
         for (k, v) in &panel.vars {
             q.append_pair(&format!("var-{k}"), v);
         }
     }
     Some(link.to_string())
+}
+
+/// A time range end as Grafana reads it: relative times (`now-1h`,
+/// `now/d`) as given; an absolute time as epoch milliseconds, which is
+/// the only absolute form every Grafana version takes. An epoch in
+/// seconds (or µs, ns) would be read as milliseconds and draw 1970, so
+/// its unit is told by its size ([`crate::clock::instant`]).
+fn grafana_time(text: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = text.trim();
+    if trimmed.starts_with("now") {
+        return text.into();
+    }
+    match crate::clock::instant::parse_text(trimmed) {
+        Some(t) => t.timestamp_millis().to_string().into(),
+        None => text.into(),
+    }
 }
 
 /// `path` under Grafana's url, which may itself have a sub-path.
@@ -123,6 +139,28 @@ mod tests {
             panel_link(&c, Some(&grafana("https://g.example/sub"))).unwrap(),
             "https://g.example/sub/d/abc/?orgId=3&viewPanel=7&from=now-6h&to=now&var-instance=a+b"
         );
+    }
+
+    #[test]
+    fn absolute_times_reach_grafana_as_milliseconds_whatever_unit_they_came_in() {
+        for given in [
+            "1764489600",
+            "1764489600000",
+            "2025-11-30T08:00:00Z",
+            "2025-11-30T16:00:00+08:00",
+        ] {
+            let c = chart(&format!(
+                r#"{{"grafana":{{"dashboard_uid":"abc","panel_id":7,"from":"{given}","to":"now"}}}}"#
+            ));
+            let url = render_target(&c, Some(&grafana("https://g.example")))
+                .unwrap()
+                .url;
+            assert!(
+                url.contains("&from=1764489600000&to=now&"),
+                "{given}: {url}"
+            );
+        }
+        assert_eq!(grafana_time("now-7d/d"), "now-7d/d");
     }
 
     #[test]

@@ -15,18 +15,16 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind};
 use regex::{Regex, RegexBuilder};
 
+use crate::clock::instant;
+
 /// OnCall's default `datetimeformat` format, kept so ported templates match.
 const DEFAULT_DATETIME_FORMAT: &str = "%H:%M / %d-%m-%Y";
-
-/// Epochs at or above this magnitude are milliseconds (SkyWalking sends
-/// them); 1e11 seconds is the year 5138, so no real seconds value is lost.
-const MS_EPOCH_THRESHOLD: i64 = 100_000_000_000;
 
 /// Caps compiled-program and lazy-DFA memory so a hostile pattern cannot
 /// exhaust the worker.
@@ -34,20 +32,6 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Longest user input echoed back in an error message.
 const MAX_QUOTED_CHARS: usize = 120;
-
-/// Naive forms (no offset) are read as UTC; offset forms are tried first.
-const OFFSET_FORMATS: &[&str] = &[
-    "%Y-%m-%dT%H:%M:%S%.f%#z",
-    "%Y-%m-%d %H:%M:%S%.f%#z",
-    "%Y-%m-%dT%H:%M%#z",
-    "%Y-%m-%d %H:%M%#z",
-];
-const NAIVE_FORMATS: &[&str] = &[
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d %H:%M",
-];
 
 /// Adds the OnCall-compatible filters; `default_tz` is used by
 /// `datetimeformat` when the template gives no `tz`.
@@ -272,9 +256,13 @@ fn datetime_args(
 }
 
 fn parse_tz(filter: &str, name: &str) -> Result<Tz, Error> {
-    name.parse::<Tz>().map_err(|_| {
+    crate::clock::zone::parse(name).map_err(|e| {
+        let hint = e.suggestion.map_or_else(
+            || "expected an IANA name such as \"Asia/Shanghai\"".to_string(),
+            |s| format!("did you mean {s}?"),
+        );
         invalid(format!(
-            "{filter}: unknown time zone {} (expected an IANA name such as \"Asia/Shanghai\")",
+            "{filter}: unknown time zone {} ({hint})",
             quote(name)
         ))
     })
@@ -316,10 +304,12 @@ fn iso8601_to_time(value: &Value) -> Result<Value, Error> {
 fn to_instant(filter: &str, value: &Value) -> Result<DateTime<Utc>, Error> {
     let parsed = match value.kind() {
         ValueKind::Number => match value.as_i64().filter(|_| value.is_integer()) {
-            Some(n) => from_epoch_int(n),
-            None => f64::try_from(value.clone()).ok().and_then(from_epoch_float),
+            Some(n) => instant::from_epoch_int(n),
+            None => f64::try_from(value.clone())
+                .ok()
+                .and_then(instant::from_epoch),
         },
-        ValueKind::String => value.as_str().and_then(parse_datetime_str),
+        ValueKind::String => value.as_str().and_then(instant::parse_text),
         kind => {
             return Err(invalid(format!(
                 "{filter}: expected a Unix timestamp or an ISO 8601 date-time string, got {kind}"
@@ -332,72 +322,6 @@ fn to_instant(filter: &str, value: &Value) -> Result<DateTime<Utc>, Error> {
             quote(&value.to_string())
         ))
     })
-}
-
-fn from_epoch_int(n: i64) -> Option<DateTime<Utc>> {
-    if n.unsigned_abs() >= MS_EPOCH_THRESHOLD.unsigned_abs() {
-        DateTime::from_timestamp_millis(n)
-    } else {
-        DateTime::from_timestamp(n, 0)
-    }
-}
-
-/// Rounds to microseconds like Python's `datetime.fromtimestamp`, so
-/// `1700000000.123` keeps its `.123` despite f64 representation error.
-fn from_epoch_float(f: f64) -> Option<DateTime<Utc>> {
-    if !f.is_finite() {
-        return None;
-    }
-    let (units_per_sec, micros_per_unit) = if f.abs() >= MS_EPOCH_THRESHOLD as f64 {
-        (1000.0, 1000.0)
-    } else {
-        (1.0, 1e6)
-    };
-    let whole = (f / units_per_sec).floor();
-    // chrono's range ends near 8.2e12 s; checking first keeps the casts exact.
-    if whole.abs() > 1e13 {
-        return None;
-    }
-    let micros = ((f - whole * units_per_sec) * micros_per_unit).round();
-    (whole as i64)
-        .checked_mul(1_000_000)?
-        .checked_add(micros as i64)
-        .and_then(DateTime::from_timestamp_micros)
-}
-
-fn parse_datetime_str(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(n) = s.parse::<i64>() {
-        return from_epoch_int(n);
-    }
-    // Only plain decimal numbers: `f64::from_str` would also take "inf"/"NaN".
-    if s.bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
-    {
-        if let Ok(f) = s.parse::<f64>() {
-            return from_epoch_float(f);
-        }
-    }
-    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-        return Some(dt.with_timezone(&Utc));
-    }
-    for fmt in OFFSET_FORMATS {
-        if let Ok(dt) = DateTime::parse_from_str(s, fmt) {
-            return Some(dt.with_timezone(&Utc));
-        }
-    }
-    for fmt in NAIVE_FORMATS {
-        if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(dt.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|dt| dt.and_utc())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 pub mod context;
 pub mod filters;
+pub mod fit;
 
 pub use context::Context;
 
@@ -106,6 +107,8 @@ impl TemplateError {
 /// All templates of all destinations, compiled once at start.
 pub struct Templates {
     env: Environment<'static>,
+    /// The zone of every `*_local` time and of `datetimeformat`'s default.
+    timezone: chrono_tz::Tz,
     /// (destination, default name) → the name of its override.
     overrides: HashMap<(String, String), String>,
 }
@@ -136,8 +139,19 @@ impl Templates {
         }
         Self {
             env,
+            timezone: tz,
             overrides: HashMap::new(),
         }
+    }
+
+    /// The zone times are shown in (`[templates] timezone`).
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.timezone
+    }
+
+    /// What `delivery`'s templates see, times in the configured zone.
+    pub fn context<'a>(&self, delivery: &'a crate::deliver::Delivery) -> Context<'a> {
+        Context::new(delivery, self.timezone)
     }
 
     /// Add a destination's overrides from `dir`, checking each compiles.
@@ -186,6 +200,41 @@ impl Templates {
 }
 
 impl Templates {
+    /// Render template `name` for `delivery` within a vendor's limit:
+    /// while `excess` (counting in `unit`) says the text is over, the
+    /// alert's free text is cut and the template rendered again
+    /// ([`fit`]). What was cut is logged; what is still over is in
+    /// [`fit::Fitted::over`], for the channel's last resort.
+    pub fn render_fitted(
+        &self,
+        destination: &str,
+        name: &str,
+        delivery: &crate::deliver::Delivery,
+        unit: fit::Unit,
+        excess: impl Fn(&str) -> usize,
+    ) -> Result<fit::Fitted, TemplateError> {
+        let fitted = fit::fit(
+            &delivery.job.alert,
+            unit,
+            |alert| {
+                let context = Context::with_alert(delivery, alert, self.timezone);
+                self.render(destination, name, &context)
+            },
+            excess,
+        )?;
+        if !fitted.cut.is_empty() || fitted.over > 0 {
+            tracing::info!(
+                message = "Cut the alert's free text to fit the vendor's limit.",
+                job = %delivery.job.id,
+                destination,
+                template = name,
+                cut = %fitted.cut.join(", "),
+                still_over = fitted.over
+            );
+        }
+        Ok(fitted)
+    }
+
     /// Render a one-line template given in a job (a suppression key),
     /// bounded like every other template.
     pub fn render_inline<C: Serialize>(

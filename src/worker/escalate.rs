@@ -22,7 +22,6 @@ use crate::chain::group::{self, Applied, Claim, Gate, GroupState, Scheduled};
 use crate::chain::{self, Cursor, Then};
 use crate::job::{celery, decode, validate, Inbound, Job, Signal, SignalKind, Status};
 use crate::metrics::{ScopeLabels, SignalLabels};
-use crate::span::Span;
 use crate::store::StoreError;
 use crate::suppress::Verdict;
 
@@ -36,44 +35,28 @@ const STORE_RETRY_MS: i64 = 5_000;
 
 pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     let headers = headers_of(message);
-    let job = if headers.contains_key("task") {
-        let content_type = message
-            .properties
-            .content_type()
-            .as_ref()
-            .map(|c| c.as_str().to_string());
-        let encoding = message
-            .properties
-            .content_encoding()
-            .as_ref()
-            .map(|c| c.as_str().to_string());
-        match celery::decode_celery(
-            &headers,
-            content_type.as_deref(),
-            encoding.as_deref(),
-            &message.data,
-        ) {
-            Ok(c) => {
-                let now = Utc::now();
-                if c.expires.is_some_and(|t| t < now) {
-                    info!(message = "Dropped an expired Celery job.", job = %c.job.id, task = %c.task_id);
-                    ctx.metrics.expired.inc();
-                    return Disposition::Done;
-                }
-                if let Some(eta) = c
-                    .eta
-                    .filter(|t| *t > now + chrono::Duration::milliseconds(crate::broker::EARLY_MS))
-                {
-                    return Disposition::later(eta.timestamp_millis());
-                }
-                c.job
-            }
-            Err(e) => return Disposition::dead("decode", "malformed", e.to_string()),
+    let content_type = message
+        .properties
+        .content_type()
+        .as_ref()
+        .map(|c| c.as_str().to_string());
+    let job = if celery::is_celery(&headers, content_type.as_deref()) {
+        match from_celery(ctx, &headers, content_type.as_deref(), message) {
+            Ok(job) => job,
+            Err(disposition) => return disposition,
         }
     } else {
         match decode(&message.data) {
             Ok(Inbound::Job(job)) => *job,
             Ok(Inbound::Signal(signal)) => return apply_signal(ctx, signal).await,
+            // Celery's protocol 1 names its task in the body, not the
+            // headers: told apart only when the native reading fails.
+            Err(_) if celery::is_protocol_1(&message.data) => {
+                match from_celery(ctx, &headers, content_type.as_deref(), message) {
+                    Ok(job) => job,
+                    Err(disposition) => return disposition,
+                }
+            }
             Err(e) => return Disposition::dead("decode", "malformed", e.to_string()),
         }
     };
@@ -93,6 +76,43 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
         Ok(disposition) => disposition,
         Err(e) => store_unavailable(e),
     }
+}
+
+/// The job of a Celery message, or what becomes of the message instead:
+/// dead-lettered when it cannot be read, dropped when it expired, parked
+/// in the delay tiers until its `eta`.
+fn from_celery(
+    ctx: &Context,
+    headers: &serde_json::Map<String, Value>,
+    content_type: Option<&str>,
+    message: &AmqpMessage,
+) -> Result<Job, Disposition> {
+    let encoding = message
+        .properties
+        .content_encoding()
+        .as_ref()
+        .map(|c| c.as_str().to_string());
+    let c = celery::decode_celery(headers, content_type, encoding.as_deref(), &message.data)
+        .map_err(|e| Disposition::dead("decode", "malformed", e.to_string()))?;
+    let now = Utc::now();
+    if c.expires.is_some_and(|t| t < now) {
+        info!(message = "Dropped an expired Celery job.", job = %c.job.id, task = %c.task_id);
+        ctx.metrics.expired.inc();
+        return Err(Disposition::Done);
+    }
+    if let Some(eta) = c
+        .eta
+        .filter(|t| *t > now + chrono::Duration::milliseconds(crate::broker::EARLY_MS))
+    {
+        return Err(Disposition::later(eta.timestamp_millis()));
+    }
+    if !c.links_not_run.is_empty() {
+        warn!(
+            message = "Celery links are not run by fanout; the job is delivered without them.",
+            job = %c.job.id, task = %c.task_id, links = %c.links_not_run.join(", ")
+        );
+    }
+    Ok(c.job)
 }
 
 /// A step of a running chain, back from the delay tiers.
@@ -299,16 +319,6 @@ fn park(cursor: &Cursor, due: DateTime<Utc>, enqueued: i64) -> Outgoing {
     )
 }
 
-/// When a silence ends: an RFC 3339 time, or a duration from now.
-fn silence_until(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    let span = Span::parse(text)
-        .map_err(|_| format!("{text:?} is neither an RFC 3339 time nor a duration like \"1h\""))?;
-    Ok(now + chrono::Duration::from_std(span.0).unwrap_or(chrono::Duration::MAX))
-}
-
 async fn apply_signal(ctx: &Context, signal: Signal) -> Disposition {
     let now = Utc::now();
     if !crate::job::validate::valid_id(&signal.group_id, 200) {
@@ -319,10 +329,12 @@ async fn apply_signal(ctx: &Context, signal: Signal) -> Disposition {
         );
     }
     let until = match (signal.signal, signal.until.as_deref()) {
-        (SignalKind::Silence, Some(text)) => match silence_until(text, now) {
-            Ok(until) => Some(until),
-            Err(e) => return Disposition::dead("validate", "invalid", format!("until: {e}")),
-        },
+        (SignalKind::Silence, Some(text)) => {
+            match crate::clock::instant::silence_until(text, now) {
+                Ok(until) => Some(until),
+                Err(e) => return Disposition::dead("validate", "invalid", format!("until: {e}")),
+            }
+        }
         (SignalKind::Silence, None) => {
             return Disposition::dead(
                 "validate",
@@ -369,26 +381,5 @@ async fn apply_signal(ctx: &Context, signal: Signal) -> Disposition {
             Disposition::Forward(notify::resolved_notices(ctx, &job, &notify))
         }
         _ => Disposition::Done,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_silence_ends_at_a_time_or_after_a_duration() {
-        let now = DateTime::parse_from_rfc3339("2026-11-23T03:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(
-            silence_until("1h", now).unwrap(),
-            now + chrono::Duration::hours(1)
-        );
-        assert_eq!(
-            silence_until("2026-11-23T05:00:00+01:00", now).unwrap(),
-            now + chrono::Duration::hours(1)
-        );
-        assert!(silence_until("soon", now).unwrap_err().contains("RFC 3339"));
     }
 }

@@ -59,8 +59,59 @@ pub const DEFAULT_STORE: &str = "sqlite://fanout-state.sqlite";
 pub enum WorkerError {
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// A setting that cannot work (exit status 2).
     #[error("{0}")]
     Setup(String),
+    /// Shut down while waiting for a dependency to come up.
+    #[error("stopped before the worker started")]
+    Stopped,
+}
+
+/// The first wait between tries of a dependency that does not answer;
+/// it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Try `connect` until it answers. A dependency that is not up yet (the
+/// broker or the store, when the worker starts first under compose or
+/// Kubernetes) is waited for, not a reason to exit: each failed try is
+/// one warning naming `what`, the error and `hint`, and the next comes
+/// after a backoff from 1 s to 30 s. `None` when `shutdown` comes first.
+pub async fn until_up<T, E, F>(
+    what: &str,
+    hint: &str,
+    mut connect: impl FnMut() -> F,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: Future<Output = Result<T, E>>,
+{
+    let mut backoff = RETRY_FIRST;
+    let mut attempt = 1u32;
+    loop {
+        let result = tokio::select! {
+            _ = shutdown.as_mut() => return None,
+            r = connect() => r,
+        };
+        match result {
+            Ok(up) => {
+                if attempt > 1 {
+                    info!(message = "Dependency is up.", what, attempts = attempt);
+                }
+                return Some(up);
+            }
+            Err(e) => {
+                warn!(message = "Dependency not reachable; retrying.", what, attempt, error = %e, retry_in_secs = backoff.as_secs_f64(), hint);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.as_mut() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(RETRY_MAX);
+        attempt += 1;
+    }
 }
 
 /// What every stage reads from: the config and everything built from it.
@@ -162,10 +213,13 @@ fn enqueued_header(ms: i64) -> FieldTable {
 impl Context {
     /// Build everything the pool's stages need. Chromium starts at the
     /// first render, so delivery-only pools never start it.
+    /// A store that does not answer yet is waited for ([`until_up`]);
+    /// `shutdown` ends that wait with [`WorkerError::Stopped`].
     pub async fn build(
         config: Config,
         pool: Pool,
         metrics: Arc<Metrics>,
+        shutdown: impl Future<Output = ()>,
     ) -> Result<Self, WorkerError> {
         let destinations = Destinations::build(&config, None).map_err(WorkerError::Setup)?;
         let charts = Charts::from_config(&config)
@@ -183,9 +237,15 @@ impl Context {
             }
         };
         let namespace = config.broker.as_ref().map_or("", |b| b.prefix.as_str());
-        let store = Store::open_in(&url, namespace)
-            .await
-            .map_err(|e| WorkerError::Setup(e.to_string()))?;
+        tokio::pin!(shutdown);
+        let store = until_up(
+            "store",
+            "is [store] url right, and the store (Redis, or the SQLite file's directory) up and writable?",
+            || Store::open_in(&url, namespace),
+            &mut shutdown,
+        )
+        .await
+        .ok_or(WorkerError::Stopped)?;
         let actions = crate::actions::ActionLinks::from_config(&config);
         Ok(Self {
             config,
@@ -227,29 +287,21 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(ctx.pool.concurrency));
     let tag = format!("fanout-{}", std::process::id());
     tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(500);
-    let mut first = true;
+    let hint = "is RabbitMQ up at [broker] url, with that user, password and vhost? The worker keeps trying; /readyz answers 503 meanwhile";
     loop {
-        let broker = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            b = Broker::connect(broker_config) => b,
+        // At start as after a loss: a broker that is not up yet is waited
+        // for (Celery's workers do the same), never a reason to exit.
+        let Some(broker) = until_up(
+            "broker",
+            hint,
+            || Broker::connect(broker_config),
+            &mut shutdown,
+        )
+        .await
+        else {
+            return Ok(());
         };
-        let broker = match broker {
-            Ok(b) => Arc::new(b),
-            // A worker that never connected says so and stops: the config
-            // is likely wrong. Once it has run, it keeps trying.
-            Err(e) if first => return Err(e.into()),
-            Err(e) => {
-                warn!(message = "Broker unreachable; retrying.", error = %e, in_secs = backoff.as_secs_f64());
-                tokio::select! {
-                    _ = &mut shutdown => return Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                continue;
-            }
-        };
-        first = false;
+        let broker = Arc::new(broker);
         let ended = consume(&ctx, &broker, &slots, &tag, &ready, &mut shutdown).await;
         ready.store(false, Ordering::SeqCst);
         ctx.metrics.connected.set(0);
@@ -262,7 +314,6 @@ pub async fn run(
             }
             Err(e) => {
                 warn!(message = "Lost the broker; reconnecting. Unacked messages will be redelivered.", error = %e);
-                backoff = Duration::from_millis(500);
             }
         }
     }

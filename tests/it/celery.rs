@@ -61,12 +61,7 @@ fn wrong_task_serializer_arguments_and_jobs_are_refused_with_a_reason() {
         (
             vec!["--serializer", "pickle"],
             firing(),
-            "content_type: application/x-python-serialize is not accepted",
-        ),
-        (
-            vec!["--positional"],
-            firing(),
-            "args: pass the job as the keyword argument `job`",
+            "content_type: application/x-python-serialize (pickle) is refused",
         ),
         (
             vec![],
@@ -87,4 +82,178 @@ fn wrong_task_serializer_arguments_and_jobs_are_refused_with_a_reason() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("headers.task: missing"), "{err}");
+}
+
+/// Publish `cases` through the real Celery client (`tests/support/celery_send.py`)
+/// to the worker's exchange; the job ids it printed, by case.
+fn celery_send(
+    declared: &crate::support::rabbit::Declared,
+    dir: &std::path::Path,
+    cases: &[&str],
+) -> std::collections::HashMap<String, String> {
+    let job = crate::support::write_file(
+        dir,
+        "celery-job.json",
+        &crate::support::worker::job("cel", "hook"),
+    );
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("tests/support/celery_send.py"))
+        .args([
+            "--broker",
+            crate::support::rabbit::URL,
+            "--prefix",
+            &declared.prefix,
+        ])
+        .args(["--job", &job, "--cases", &cases.join(",")])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the Celery client failed (python3 -m pip install -r tests/requirements.txt): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line per case");
+            (
+                v["case"].as_str().unwrap().to_string(),
+                v["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_way_a_stock_celery_producer_sends_a_job_is_delivered_once() {
+    use crate::support::worker::{delivered_ids, setup, Setup, WorkerProcess};
+    use std::time::Duration;
+
+    let Setup {
+        declared,
+        receiver,
+        dir,
+        cfg,
+    } = setup(true, "cel-first");
+    let worker = WorkerProcess::start(dir.path(), &cfg);
+    let delivered: &[&str] = &[
+        "naive-eta",
+        "naive-expires",
+        "float-expires",
+        "positional",
+        "delay",
+        "options",
+        "zlib",
+        "bzip2",
+        "lzma",
+        "brotli",
+        "zstd",
+        "msgpack",
+        "protocol1",
+        "datetime",
+        "nan",
+        "link",
+    ];
+    let refused: &[&str] = &["pickle", "yaml"];
+    let sent = std::time::Instant::now();
+    let ids = celery_send(&declared, dir.path(), &[delivered, refused].concat());
+
+    let want: Vec<String> = delivered
+        .iter()
+        .map(|c| format!("{}/0/hook", ids[*c]))
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let got = delivered_ids(&receiver);
+        let missing: Vec<&String> = want.iter().filter(|w| !got.contains_key(*w)).collect();
+        if missing.is_empty() {
+            break got;
+        }
+        if std::time::Instant::now() > deadline {
+            let mut dead = Vec::new();
+            while let Some((_, props)) = declared.get_dead() {
+                dead.push(crate::support::worker::header(&props, "x-fanout-reason"));
+            }
+            panic!(
+                "not delivered: {missing:?}\ndead letters: {dead:#?}\nworker log:\n{}",
+                worker.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for w in &want {
+        assert_eq!(got[w], 1, "{w} delivered once");
+    }
+
+    // The naive eta was waited for, as Celery's worker would (as UTC).
+    let bodies = receiver.received();
+    let body_of = |case: &str| -> serde_json::Value {
+        let id = format!("{}/0/hook", ids[case]);
+        let r = bodies
+            .iter()
+            .find(|r| r.headers["x-fanout-delivery"] == id.as_str())
+            .expect("received");
+        serde_json::from_slice(&r.body).unwrap()
+    };
+    let eta = bodies
+        .iter()
+        .find(|r| r.headers["x-fanout-delivery"] == format!("{}/0/hook", ids["naive-eta"]).as_str())
+        .unwrap();
+    assert!(
+        eta.at.duration_since(sent) >= Duration::from_millis(2_500),
+        "the naive eta was honoured"
+    );
+    // kombu's datetime wrapper and Python's NaN arrive as plain values.
+    let started = body_of("datetime")["alert"]["started_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = chrono::DateTime::parse_from_rfc3339(&started).unwrap();
+    let ago = chrono::Utc::now().signed_duration_since(started);
+    assert!(
+        ago > chrono::Duration::minutes(4) && ago < chrono::Duration::minutes(7),
+        "{started}"
+    );
+    assert_eq!(
+        body_of("nan")["alert"]["payload"],
+        serde_json::json!({"value": null, "threshold": null})
+    );
+
+    // Pickle and YAML are refused on purpose, each naming the producer setting.
+    let mut reasons = Vec::new();
+    crate::support::wait_for(
+        "the two refusals in fanout.dead",
+        Duration::from_secs(30),
+        || {
+            while let Some((_, props)) = declared.get_dead() {
+                reasons.push(crate::support::worker::header(&props, "x-fanout-reason"));
+            }
+            (reasons.len() >= 2).then_some(())
+        },
+    );
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("application/x-python-serialize (pickle) is refused")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("application/x-yaml is not read")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.contains("task_serializer = \"json\"")),
+        "{reasons:?}"
+    );
+    // The callback fanout cannot run is said, not silently dropped.
+    let log = worker.log_text();
+    assert!(
+        log.contains("Celery links are not run") && log.contains(&ids["link"]),
+        "{log}"
+    );
 }

@@ -201,25 +201,57 @@ async fn a_wecom_bot_gets_markdown_with_mentions_then_a_chart_fitted_under_2_mb(
     );
 }
 
+/// Signed action links as the worker puts them in a delivery.
+fn actions() -> fanout::actions::ActionUrls {
+    fanout::actions::ActionUrls {
+        acknowledge: "https://fanout.example/actions/ack?g=g-chat&sig=a1".into(),
+        resolve: "https://fanout.example/actions/resolve?g=g-chat&sig=r2".into(),
+        silence_1h: "https://fanout.example/actions/silence?g=g-chat&sig=s3".into(),
+    }
+}
+
 #[tokio::test]
-async fn wecom_markdown_over_4096_bytes_is_cut_on_a_character_boundary() {
+async fn wecom_markdown_over_4096_bytes_cuts_the_message_and_keeps_what_people_act_on() {
     let bot = FakeWecom::start();
     let config = load(&wecom_table("wx", &bot.url(), ""));
     let destinations = Destinations::build(&config, None).expect("build");
-    // Two ASCII bytes shift the 3-byte characters off any lucky boundary.
-    let message = format!("ab{}", "警".repeat(2000));
-    let outcome = destinations
-        .deliver(delivery(job_to("wx", &message, ""), vec![]))
-        .await;
+    // 60 lines of Chinese, two ASCII bytes shifting the 3-byte characters
+    // off any lucky boundary: the message alone is over the limit.
+    let line = "ab订单服务主库连接池耗尽，支付回调在重试队列中堆积，请值班同学立即处理。\n";
+    let message = line.repeat(60);
+    assert!(message.len() > 4096);
+    let mut job = job_to("wx", &message, r#","mentioned_list":["zhangsan"]"#);
+    job.alert.source_url = Some("https://grafana.example/d/abc".into());
+    let mut delivery = delivery(job, vec![]);
+    delivery.actions = Some(actions());
+    let outcome = destinations.deliver(delivery).await;
     assert!(outcome.delivered(), "{outcome}");
     let got = bot.accepted();
     let content = got[0].body["markdown"]["content"].as_str().unwrap();
     assert!(
-        content.len() <= 4096 && content.len() >= 4090,
+        content.len() <= 4096 && content.len() >= 4080,
         "{}",
         content.len()
     );
-    assert!(content.ends_with("…(truncated)"), "the cut says so");
+    // The cut is in the message, and says so there.
+    let cut = content.find("…(truncated)").expect("the cut says so");
+    for kept in [
+        "[CRITICAL]</font> 订单服务 p99 > 1s",
+        "> Started:",
+        "> service: <font color=\"comment\">orders</font>",
+        "[Source](https://grafana.example/d/abc)",
+        "[Acknowledge](https://fanout.example/actions/ack?g=g-chat&sig=a1)",
+        "[Resolve](https://fanout.example/actions/resolve?g=g-chat&sig=r2)",
+        "[Silence 1h](https://fanout.example/actions/silence?g=g-chat&sig=s3)",
+        "<@zhangsan>",
+    ] {
+        let at = content
+            .find(kept)
+            .unwrap_or_else(|| panic!("{kept} lost:\n{content}"));
+        if !kept.starts_with("[CRITICAL]") && !kept.starts_with("> Started") {
+            assert!(at > cut, "{kept} comes after the message");
+        }
+    }
 }
 
 #[tokio::test]
@@ -870,4 +902,65 @@ fn a_burst_of_100_alerts_keeps_within_each_vendor_s_limit() {
     assert!(fake.max_in_window(CHANNEL, Duration::from_secs(1)) <= 5);
     assert_eq!(bot.accepted().len(), 200, "nothing sent twice");
     assert_eq!(fake.messages(CHANNEL).len(), 100, "nothing sent twice");
+}
+
+/// `fanout send` with a store, the way a cron job or relay script runs it:
+/// the firing job, then its resolved job, through the real binary.
+#[test]
+fn send_with_a_store_threads_the_resolved_notice_like_the_worker() {
+    let slack = slack();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::support::write_file(
+        dir.path(),
+        "fanout.toml",
+        &format!(
+            "[http]\npublic_url = \"https://fanout.example.com\"\n\n[actions]\nsigning_key = \"{}\"\n\n\
+             [store]\nurl = \"sqlite://state.db\"\n\n{}",
+            "k".repeat(32),
+            slack_table("sl", &slack.api_url(), CHANNEL, "")
+        ),
+    );
+    let job = |id: &str, status: &str| {
+        crate::support::write_file(
+            dir.path(),
+            &format!("{id}.json"),
+            &format!(
+                r#"{{"version":1,"id":"{id}","alert":{{"group_id":"ag-7","title":"Disk full","status":"{status}"}},
+                    "targets":[{{"destination":"sl"}}]}}"#
+            ),
+        )
+    };
+    let send = |path: &str| {
+        crate::support::fanout_in(dir.path(), &["send", path, "--config", &cfg], None, &[])
+    };
+    send(&job("ag-7-firing", "firing")).assert_code(0);
+    // A repeat while the group fires joins it, as in the worker: not sent.
+    let repeat = send(&job("ag-7-firing-again", "firing"));
+    repeat.assert_code(0);
+    assert!(
+        repeat.stderr.contains("Joined the group's running chain"),
+        "{repeat}"
+    );
+    send(&job("ag-7-resolved", "resolved")).assert_code(0);
+
+    let posted = slack.messages(CHANNEL);
+    assert_eq!(
+        posted.len(),
+        2,
+        "the firing message and the resolved notice: {posted:#?}"
+    );
+    let first = &posted[0];
+    assert_eq!(first.thread_ts, None);
+    assert_eq!(
+        posted[1].thread_ts.as_deref(),
+        Some(first.ts.as_str()),
+        "the resolved notice replies in the alert's thread"
+    );
+    assert!(posted[1].reply_broadcast, "and tells the channel");
+    // The firing message carries the same action links the worker's does.
+    let blocks = first.attachments.to_string();
+    assert!(
+        blocks.contains("https://fanout.example.com/actions/") && blocks.contains("Acknowledge"),
+        "{blocks}"
+    );
 }

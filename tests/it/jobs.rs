@@ -61,10 +61,19 @@ fn invalid_utf8_and_huge_jobs_are_refused() {
     bytes[30] = 0xff;
     refused(&bytes, "not JSON");
 
-    let mut huge = GOOD.replace("\"t\"}", "\"t\",\"message\":\"").into_bytes();
-    huge.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
-    huge.extend_from_slice(b"\"},\"targets\":[]}");
-    refused(&huge, "over the 1048576-byte limit");
+    // Its alert itself is the bulk: refused, with its real size.
+    let mut huge: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+    huge["alert"]["message"] = "x".repeat(10 * 1024 * 1024).into();
+    let huge = serde_json::to_vec(&huge).unwrap();
+    refused(
+        &huge,
+        &format!("job is {} bytes, over the 1048576-byte limit", huge.len()),
+    );
+    refused(&huge, "its alert itself is too big");
+    // Past what fanout reads at all, the size is still the real one.
+    let mut beyond = GOOD.as_bytes().to_vec();
+    beyond.resize(fanout::job::MAX_READ_BYTES + 12_345, b' ');
+    refused(&beyond, &format!("message is {} bytes", beyond.len()));
 }
 
 #[test]

@@ -18,5 +18,6 @@ mod storage_s3;
 mod store;
 mod support;
 mod templates;
+mod times;
 mod webhook;
 mod worker;

@@ -93,6 +93,17 @@ fn raw_header(name: &'static str, value: &str) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), one_line(value))
 }
 
+/// How many characters a rendered subject is over [`MAX_SUBJECT_CHARS`]
+/// once folded to one line.
+pub fn over_subject_limit(subject: &str) -> usize {
+    subject
+        .split_whitespace()
+        .map(|w| w.chars().count() + 1)
+        .sum::<usize>()
+        .saturating_sub(1)
+        .saturating_sub(MAX_SUBJECT_CHARS)
+}
+
 /// Subjects and header values are one line, and not endless.
 fn one_line(text: &str) -> String {
     let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -113,6 +124,13 @@ mod tests {
         let cut = one_line(&long);
         assert_eq!(cut.chars().count(), MAX_SUBJECT_CHARS + 1);
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn the_subject_limit_counts_the_folded_line() {
+        assert_eq!(over_subject_limit("a  b\n c"), 0);
+        let long = format!("[FIRING] {} (orders)", "é".repeat(300));
+        assert_eq!(over_subject_limit(&long), 318 - MAX_SUBJECT_CHARS);
     }
 
     #[test]

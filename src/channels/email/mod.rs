@@ -21,7 +21,8 @@ use super::{BuildContext, Sender};
 use crate::check::CheckRow;
 use crate::deliver::{Delivery, Reason, SendError, Sent};
 use crate::outbox::Outbox;
-use crate::template::{Context, Templates};
+use crate::template::fit::Unit;
+use crate::template::Templates;
 
 /// Sends one destination's emails, or writes them to the outbox.
 pub struct EmailSender {
@@ -60,14 +61,27 @@ impl EmailSender {
         delivery: &Delivery,
     ) -> Result<(lettre::Message, Vec<Mailbox>), SendError> {
         let to = recipients(&self.config, delivery)?;
-        let context = Context::new(delivery);
+        let context = self.templates.context(delivery);
         let render = |name: &str| {
             self.templates
                 .render(&self.destination, name, &context)
                 .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))
         };
+        // A subject is one line of limited length: the title (and any
+        // other free text in it) is cut, the status and labels stay.
+        let subject = self
+            .templates
+            .render_fitted(
+                &self.destination,
+                "email/subject.j2",
+                delivery,
+                Unit::Chars,
+                message::over_subject_limit,
+            )
+            .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?
+            .text;
         let rendered = Rendered {
-            subject: render("email/subject.j2")?,
+            subject,
             text: render("email/text.j2")?,
             html: render("email/html.j2")?,
         };

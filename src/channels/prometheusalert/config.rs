@@ -17,6 +17,30 @@ pub const PATH: &str = "/prometheusalert";
 pub struct PrometheusAlertConfig {
     pub url: Url,
     pub timeout: Duration,
+    /// Bytes of free text (title, message, label names and values) one
+    /// body may carry, so the message PrometheusAlert builds from it stays
+    /// under its upstream's limit: the message, then long label values,
+    /// are cut to fit ([`crate::template::fit`]). Key `text_limit`; by
+    /// default from the URL's `type` ([`default_text_limit`]).
+    pub text_limit: usize,
+}
+
+/// The free-text budget for an upstream `type`: WeCom markdown (`wx`)
+/// holds 4,096 bytes, and a PrometheusAlert template adds its heading,
+/// times and links around the text, so 3,000 bytes; DingTalk (`dd`) takes
+/// 20,000 bytes of markdown and Feishu (`fs`) about 30 KB, so 15,000 for
+/// those and anything else.
+pub fn default_text_limit(url: &Url) -> usize {
+    let kind = url
+        .query_pairs()
+        .find(|(k, _)| k == "type")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    if kind.split(',').any(|k| k.trim() == "wx") {
+        3_000
+    } else {
+        15_000
+    }
 }
 
 /// The URL's query may hold a bot's key: Debug shows it redacted.
@@ -25,6 +49,7 @@ impl std::fmt::Debug for PrometheusAlertConfig {
         f.debug_struct("PrometheusAlertConfig")
             .field("url", &crate::channels::http::redact_url(&self.url))
             .field("timeout", &self.timeout)
+            .field("text_limit", &self.text_limit)
             .finish()
     }
 }
@@ -75,7 +100,14 @@ impl ChannelSpec for PrometheusAlertConfig {
                 .ok()
         });
         let timeout = s.span("timeout").map_or(Duration::from_secs(10), |t| t.0);
-        Some(Self { url: url?, timeout })
+        let text_limit = s.integer("text_limit", 200, 1_000_000);
+        let url = url?;
+        let text_limit = text_limit.map_or_else(|| default_text_limit(&url), |n| n as usize);
+        Some(Self {
+            url,
+            timeout,
+            text_limit,
+        })
     }
 
     fn build(&self, destination: &str, ctx: &BuildContext) -> Result<Self::Sender, String> {
@@ -132,6 +164,7 @@ mod tests {
         let config = PrometheusAlertConfig {
             url: parse_url("http://pa:8080/prometheusalert?type=wx&tpl=t&at=old").unwrap(),
             timeout: Duration::from_secs(1),
+            text_limit: 3_000,
         };
         let target = Target {
             destination: "pa".into(),

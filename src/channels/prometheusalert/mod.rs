@@ -16,7 +16,7 @@ use super::http::{classify, redact_url, transport_error, SenderParts};
 use super::{BuildContext, Sender};
 use crate::check::CheckRow;
 use crate::deliver::{Delivery, Reason, SendError, Sent};
-use crate::template::Context;
+use crate::template::fit::Unit;
 
 /// Longest answer worth quoting in a reason.
 const QUOTED: usize = 200;
@@ -42,14 +42,23 @@ impl PrometheusAlertSender {
         format!("PrometheusAlert {}", redact_url(&self.config.url))
     }
 
-    /// The body, rendered and checked to be JSON.
+    /// The body, rendered and checked to be JSON, its free text within
+    /// the destination's `text_limit`.
     pub fn compose(&self, delivery: &Delivery) -> Result<Vec<u8>, SendError> {
         let name = "prometheusalert/body.json.j2";
+        let limit = self.config.text_limit;
         let body = self
             .parts
             .templates
-            .render(&self.parts.destination, name, &Context::new(delivery))
-            .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?;
+            .render_fitted(
+                &self.parts.destination,
+                name,
+                delivery,
+                Unit::Bytes,
+                |body| free_text_bytes(body).saturating_sub(limit),
+            )
+            .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?
+            .text;
         if let Err(e) = serde_json::from_str::<Value>(&body) {
             return Err(SendError::permanent(
                 Reason::Template,
@@ -58,6 +67,25 @@ impl PrometheusAlertSender {
         }
         Ok(body.into_bytes())
     }
+}
+
+/// The bytes of free text a body carries where PrometheusAlert's
+/// templates read it: `title`, `message`, and each label's name and value
+/// (the copy under `alert` is for templates that want the whole alert,
+/// and is not counted twice). A body that is not JSON counts nothing: the
+/// caller says what is wrong with it.
+pub fn free_text_bytes(body: &str) -> usize {
+    let Ok(doc) = serde_json::from_str::<Value>(body) else {
+        return 0;
+    };
+    let text = |key: &str| doc[key].as_str().map_or(0, str::len);
+    let labels = doc["labels"].as_object().map_or(0, |labels| {
+        labels
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum()
+    });
+    text("title") + text("message") + labels
 }
 
 /// What PrometheusAlert's answer says. It wraps the upstream's reply (or

@@ -22,10 +22,58 @@ use super::{BuildContext, Sender};
 use crate::check::CheckRow;
 use crate::deliver::{ChartImage, Class, Delivery, Reason, SendError, Sent};
 use crate::job::Status;
-use crate::template::Context;
+use crate::template::fit::Unit;
 
 /// Slack's limit on an image's alt text, in characters.
 const ALT_TEXT_MAX: usize = 1000;
+
+/// Block Kit's text limits, in characters (api.slack.com/reference/block-kit):
+/// a header's text 150, a section's text 3,000 and each of its fields
+/// 2,000, a context element's text 3,000; a message's `text` 40,000.
+const HEADER_MAX: usize = 150;
+const SECTION_MAX: usize = 3_000;
+const FIELD_MAX: usize = 2_000;
+const CONTEXT_MAX: usize = 3_000;
+const TEXT_MAX: usize = 40_000;
+
+/// How many characters a `chat.postMessage` body is over Block Kit's
+/// limits, summed over every block (in `blocks` and in each attachment's),
+/// so that cutting any one field that is over shows as progress. A body
+/// that is not JSON counts nothing: the caller says what is wrong.
+pub fn over_block_limits(body: &str) -> usize {
+    let Ok(doc) = serde_json::from_str::<Value>(body) else {
+        return 0;
+    };
+    let over = |text: &Value, max: usize| {
+        text.as_str()
+            .map_or(0, |t| t.chars().count().saturating_sub(max))
+    };
+    let mut total = over(&doc["text"], TEXT_MAX);
+    let attachments = doc["attachments"].as_array().into_iter().flatten();
+    let blocks = doc["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(attachments.flat_map(|a| a["blocks"].as_array().into_iter().flatten()));
+    for block in blocks {
+        total += match block["type"].as_str() {
+            Some("header") => over(&block["text"]["text"], HEADER_MAX),
+            Some("section") => {
+                let fields = block["fields"].as_array().into_iter().flatten();
+                over(&block["text"]["text"], SECTION_MAX)
+                    + fields.map(|f| over(&f["text"], FIELD_MAX)).sum::<usize>()
+            }
+            Some("context") => block["elements"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| over(&e["text"], CONTEXT_MAX))
+                .sum(),
+            _ => 0,
+        };
+    }
+    total
+}
 
 pub struct SlackSender {
     config: SlackConfig,
@@ -57,8 +105,15 @@ impl SlackSender {
         let rendered = self
             .parts
             .templates
-            .render(&self.parts.destination, name, &Context::new(delivery))
-            .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?;
+            .render_fitted(
+                &self.parts.destination,
+                name,
+                delivery,
+                Unit::Chars,
+                over_block_limits,
+            )
+            .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?
+            .text;
         let mut body: Value = serde_json::from_str(&rendered).map_err(|e| {
             SendError::permanent(
                 Reason::Template,

@@ -21,7 +21,6 @@ use crate::check::CheckRow;
 use crate::deliver::{Delivery, Reason, SendError, Sent};
 use crate::secret::REDACTED;
 use crate::storage::signing::unix_now;
-use crate::template::Context;
 
 pub const DELIVERY_HEADER: &str = "x-fanout-delivery";
 pub const SIGNATURE_HEADER: &str = "x-fanout-signature";
@@ -61,7 +60,7 @@ impl WebhookSender {
             .render(
                 &self.parts.destination,
                 "webhook/body.json.j2",
-                &Context::new(delivery),
+                &self.parts.templates.context(delivery),
             )
             .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?;
         if let Err(e) = serde_json::from_str::<serde_json::Value>(&body) {

@@ -25,7 +25,7 @@ use super::{BuildContext, Sender};
 use crate::check::CheckRow;
 use crate::deliver::{Class, Delivery, Reason, SendError, Sent};
 use crate::secret::REDACTED;
-use crate::template::Context;
+use crate::template::fit::Unit;
 
 pub const MARKDOWN_MAX_BYTES: usize = 4096;
 pub const TEXT_MAX_BYTES: usize = 2048;
@@ -58,11 +58,25 @@ impl WecomSender {
         format!("wecom bot {}", redact_url(&self.config.webhook_url))
     }
 
-    fn render(&self, delivery: &Delivery, name: &str) -> Result<String, SendError> {
-        self.parts
+    /// Template `name` rendered and trimmed, its free text cut so that
+    /// it and `reserved` more bytes fit in `max` bytes; the last resort
+    /// for a template whose fixed text alone is over is a cut at the end.
+    fn render_within(
+        &self,
+        delivery: &Delivery,
+        name: &str,
+        max: usize,
+        reserved: usize,
+    ) -> Result<String, SendError> {
+        let room = max.saturating_sub(reserved);
+        let fitted = self
+            .parts
             .templates
-            .render(&self.parts.destination, name, &Context::new(delivery))
-            .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))
+            .render_fitted(&self.parts.destination, name, delivery, Unit::Bytes, |t| {
+                t.trim().len().saturating_sub(room)
+            })
+            .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?;
+        Ok(fit_bytes(fitted.text.trim(), room, CUT).into_owned())
     }
 
     /// The messages of one delivery, in the order they are posted.
@@ -90,12 +104,12 @@ impl WecomSender {
         } else {
             format!("\n{tags}")
         };
-        let body = self.render(delivery, "wecom/markdown.md.j2")?;
-        let body = fit_bytes(
-            body.trim(),
-            MARKDOWN_MAX_BYTES.saturating_sub(suffix.len()),
-            CUT,
-        );
+        let body = self.render_within(
+            delivery,
+            "wecom/markdown.md.j2",
+            MARKDOWN_MAX_BYTES,
+            suffix.len(),
+        )?;
         let mut messages = vec![json!({
             "msgtype": "markdown",
             "markdown": { "content": format!("{body}{suffix}") },
@@ -121,10 +135,11 @@ impl WecomSender {
     ) -> Result<Value, SendError> {
         let alert = &delivery.job.alert;
         let title = format!("[{}] {}", alert.status.name().to_uppercase(), alert.title);
-        let description = self.render(delivery, "wecom/news.txt.j2")?;
+        let description =
+            self.render_within(delivery, "wecom/news.txt.j2", NEWS_DESCRIPTION_MAX_BYTES, 0)?;
         let mut article = json!({
             "title": fit_bytes(&title, NEWS_TITLE_MAX_BYTES, "…"),
-            "description": fit_bytes(description.trim(), NEWS_DESCRIPTION_MAX_BYTES, "…"),
+            "description": description,
             "url": url,
         });
         if let Some(picurl) = picurl {
