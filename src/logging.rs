@@ -15,11 +15,27 @@ pub enum LogFormat {
     Json,
 }
 
+/// What is logged unless `RUST_LOG` says otherwise: fanout's own events
+/// from `info`, the libraries' from `warn`. headless_chrome's transport
+/// is taken from `error`: when a browser shuts down in order, its reader
+/// and event threads warn that the other side has already gone ("Couldn't
+/// send message to transport loop", "Couldn't send browser an event"),
+/// the normal end of every Chromium run and nothing for an operator to act
+/// on. A render that really fails returns its error to fanout, which logs
+/// it with the chart and the reason.
+const DEFAULT_FILTER: &str =
+    "info,headless_chrome=warn,headless_chrome::browser::transport=error,tungstenite=warn";
+
 /// Install the global subscriber. `RUST_LOG` (e.g. `fanout=debug`) wins
 /// over the default level `info`.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,headless_chrome=warn,tungstenite=warn"));
+    // An empty RUST_LOG (a compose file's `RUST_LOG: ${RUST_LOG}` with the
+    // variable unset) means the default, not "log nothing".
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

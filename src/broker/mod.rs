@@ -329,6 +329,9 @@ impl Broker {
     /// Close the connection: whatever is still unacknowledged goes back
     /// to its queue at once.
     pub async fn close(&self) {
+        // The publishing channel first: closing the connection under an
+        // open channel makes lapin log a connection error for a clean stop.
+        let _ = self.channel.close(200, "fanout stopping".into()).await;
         let _ = self.connection.close(200, "fanout stopping".into()).await;
     }
 

@@ -23,13 +23,16 @@ use headless_chrome::protocol::cdp::Fetch::{
     ContinueRequest, FailRequest, FulfillRequest, HeaderEntry,
 };
 use headless_chrome::protocol::cdp::Network::ErrorReason;
-use headless_chrome::protocol::cdp::Page::{CaptureScreenshot, CaptureScreenshotFormatOption};
+use headless_chrome::protocol::cdp::Page::{
+    AddScriptToEvaluateOnNewDocument, CaptureScreenshot, CaptureScreenshotFormatOption,
+};
 use headless_chrome::protocol::cdp::Target::CreateTarget;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::origin::{OriginPolicy, Verdict};
+use super::ready;
 use super::target::RenderTarget;
 use crate::config::RenderConfig;
 
@@ -42,7 +45,14 @@ pub enum RenderError {
     Blocked(String),
     #[error("the page answered HTTP {status}{hint}")]
     Http { status: u16, hint: &'static str },
-    #[error("not ready within {0:?}")]
+    /// The page did not settle in time ([`super::ready`]).
+    #[error("not ready within {after:?}: still waiting for {waiting_for}")]
+    NotReady {
+        after: Duration,
+        waiting_for: String,
+    },
+    /// Chromium itself stopped answering (and was replaced).
+    #[error("chromium did not answer within {0:?}")]
     Timeout(Duration),
     #[error("browser: {0}")]
     Browser(String),
@@ -99,9 +109,59 @@ struct Shared {
 
 #[derive(Default)]
 struct Pool {
+    /// Declared before `profile`: the browser is gone before its profile
+    /// directory is removed.
     browser: Option<Browser>,
+    profile: Option<Profile>,
     idle: Vec<PooledTab>,
     launches: u64,
+}
+
+/// Chromium's profile directory, fanout's own rather than
+/// headless_chrome's: removed once the browser has exited, and retried
+/// while Chromium's helper processes are still writing to it (removing it
+/// at once fails with "Directory not empty" and leaves it behind).
+struct Profile(PathBuf);
+
+impl Profile {
+    /// A directory no other browser of any renderer in this process uses
+    /// (two Chromiums on one profile: the second hands over to the first
+    /// and exits).
+    fn create() -> Result<Self, RenderError> {
+        static LAUNCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("fanout-chromium-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(dir.join("tmp")).map_err(|e| {
+            RenderError::Launch(format!(
+                "cannot create Chromium's profile directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        Ok(Self(dir))
+    }
+
+    /// Chromium's TMPDIR.
+    fn tmp(&self) -> PathBuf {
+        self.0.join("tmp")
+    }
+}
+
+impl Drop for Profile {
+    /// Runs where the browser was let go (a replacement, or the end of the
+    /// process, which must not leave the directory behind): the helpers
+    /// are gone within tens of milliseconds, so this waits for them, for
+    /// at most two seconds.
+    fn drop(&mut self) {
+        for _ in 0..40 {
+            match std::fs::remove_dir_all(&self.0) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        // Two seconds after the browser went: something else holds it.
+        warn!(message = "Could not remove Chromium's profile directory; remove it by hand.", dir = %self.0.display());
+    }
 }
 
 /// A warm tab and the viewport it was last set to.
@@ -224,7 +284,7 @@ impl Shared {
             return Err(RenderError::Blocked(origin_of(&target.url)));
         }
         let mut pooled = self.checkout()?;
-        match render_on(&mut pooled, &self.policy, target, deadline) {
+        match render_on(&mut pooled, &self.policy, target, deadline, self.timeout) {
             Ok(png) => {
                 // The next navigation replaces this page; blanking it now
                 // would cost a round trip on every render.
@@ -248,8 +308,11 @@ impl Shared {
             }
             pool.idle.clear();
             pool.browser = None;
+            pool.profile = None;
             let started = Instant::now();
-            pool.browser = Some(launch(&self.launch)?);
+            let profile = Profile::create()?;
+            pool.browser = Some(launch(&self.launch, &profile)?);
+            pool.profile = Some(profile);
             pool.launches += 1;
             info!(
                 message = "Chromium started.",
@@ -300,6 +363,15 @@ impl Shared {
         tab.enable_request_interception(interceptor)
             .map_err(browser_error)?;
         tab.enable_fetch(None, None).map_err(browser_error)?;
+        // Counts requests and sees Grafana's signals from the first line
+        // of every page this tab loads (see `ready`).
+        tab.call_method(AddScriptToEvaluateOnNewDocument {
+            source: ready::TRACKER.to_string(),
+            world_name: None,
+            include_command_line_api: None,
+            run_immediately: None,
+        })
+        .map_err(browser_error)?;
         Ok(())
     }
 
@@ -308,6 +380,7 @@ impl Shared {
         let mut pool = self.lock();
         if pool.browser.as_ref().is_some_and(|b| !browser_alive(b)) {
             pool.browser = None;
+            pool.profile = None;
             pool.idle.clear();
         }
     }
@@ -317,6 +390,7 @@ impl Shared {
         pool.idle.clear();
         // Dropping the last handle kills the process.
         pool.browser = None;
+        pool.profile = None;
     }
 }
 
@@ -339,7 +413,7 @@ fn browser_alive(browser: &Browser) -> bool {
     }
 }
 
-fn launch(settings: &LaunchSettings) -> Result<Browser, RenderError> {
+fn launch(settings: &LaunchSettings, profile: &Profile) -> Result<Browser, RenderError> {
     if !settings.chrome.exists() {
         return Err(RenderError::Launch(format!(
             "{} not found (install Debian's chromium, or set [render] chrome)",
@@ -355,6 +429,13 @@ fn launch(settings: &LaunchSettings) -> Result<Browser, RenderError> {
         // headless_chrome turns certificate checks off by default; fanout
         // never does (loopback exceptions are handled per request).
         .ignore_certificate_errors(false)
+        .user_data_dir(Some(profile.0.clone()))
+        // Chromium's own temporary files go inside the profile too, and
+        // leave with it: a killed browser cleans up nothing itself.
+        .process_envs(Some(std::collections::HashMap::from([(
+            "TMPDIR".to_string(),
+            profile.tmp().display().to_string(),
+        )])))
         .args(args)
         .idle_browser_timeout(Duration::from_secs(365 * 86_400))
         .build()
@@ -372,39 +453,6 @@ fn origin_of(url: &str) -> String {
         |u| u.origin().ascii_serialization(),
     )
 }
-
-/// The page's own signal that it has drawn its data — the one Grafana's
-/// image renderer waits for: with scenes (Grafana 10+)
-/// `window.__grafanaRunningQueryCount === 0`, else `window.panelsRendered`
-/// reaching the number of solo panels. Other pages are ready once loaded.
-/// Two animation frames after the signal make sure the pixels are painted.
-const READY_JS: &str = r#"
-new Promise((resolve) => {
-  const strict = STRICT;
-  const deadline = Date.now() + BUDGET;
-  const status = (performance.getEntriesByType('navigation')[0] || {}).responseStatus || 0;
-  const done = (outcome) => resolve(JSON.stringify([location.href, status, outcome]));
-  // An error page (401, 403, 404) gives no ready signal: answer at once.
-  if (status >= 400) return done('http');
-  const ready = () => {
-    if (window.__grafanaSceneContext) return window.__grafanaRunningQueryCount === 0;
-    const panels = document.querySelectorAll('.panel-solo').length
-      || document.querySelectorAll("[class$='panel-container']").length;
-    if (panels === 0) return !strict && document.readyState === 'complete';
-    return window.panelsRendered >= panels;
-  };
-  const tick = () => {
-    if (ready()) {
-      requestAnimationFrame(() => requestAnimationFrame(() => done('ready')));
-    } else if (Date.now() > deadline) {
-      done('timeout');
-    } else {
-      setTimeout(tick, 25);
-    }
-  };
-  tick();
-})
-"#;
 
 /// The DevTools device-metrics override: the viewport the page lays out
 /// in and the screenshot's size (window-size flags are wrong in new
@@ -435,8 +483,8 @@ fn render_on(
     policy: &OriginPolicy,
     target: &RenderTarget,
     deadline: Instant,
+    timeout: Duration,
 ) -> Result<Vec<u8>, RenderError> {
-    let timeout = deadline.saturating_duration_since(Instant::now());
     let started = Instant::now();
     let step = |name: &str| {
         debug!(
@@ -466,21 +514,16 @@ fn render_on(
     step("committed");
 
     // One round trip for where we landed, with what status, and whether
-    // the page drew: each CDP call costs up to 100 ms in headless_chrome.
-    let budget = deadline
-        .saturating_duration_since(Instant::now())
-        .as_millis();
-    let script = READY_JS
-        .replace("STRICT", if target.grafana { "true" } else { "false" })
-        .replace("BUDGET", &budget.to_string());
+    // the page settled: each CDP call costs up to 100 ms in headless_chrome.
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let script = ready::wait_script(target.grafana, budget);
     let answer = tab.evaluate(&script, true).map_err(browser_error)?;
     step("ready");
-    let (href, status, outcome): (String, u16, String) = answer
-        .value
-        .as_ref()
-        .and_then(|v| v.as_str())
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or_default();
+    let ready::Answer {
+        href,
+        status,
+        outcome,
+    } = ready::Answer::parse(answer.value.as_ref().and_then(|v| v.as_str()));
     // A redirect to a blocked origin ends on Chrome's error page.
     if !policy.allows(&href) {
         return Err(RenderError::Blocked(if href.starts_with("chrome-error:") {
@@ -500,8 +543,11 @@ fn render_on(
             },
         });
     }
-    if outcome != "ready" {
-        return Err(RenderError::Timeout(timeout));
+    if let ready::Outcome::NotReady(waiting_for) = outcome {
+        return Err(RenderError::NotReady {
+            after: timeout,
+            waiting_for,
+        });
     }
     // Fast PNG compression: a chart is a few hundred KiB either way, and
     // the default level costs more time than the whole page load.

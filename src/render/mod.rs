@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod grafana;
 pub mod origin;
+pub mod ready;
 pub mod target;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -37,9 +37,19 @@ impl RedisStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let shown = crate::config::reader::redact_userinfo(url).into_owned();
         let client = redis::Client::open(url).map_err(|e| StoreError(format!("{shown}: {e}")))?;
+        // A few quick tries per connect: a Redis that is down is waited
+        // for by the caller (the worker retries with its own backoff and
+        // says so), not inside one call for tens of seconds; a Redis that
+        // hangs fails a command after 10 s instead of holding it forever.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_factor(2)
+            .set_max_delay(2_000)
+            .set_connection_timeout(std::time::Duration::from_secs(5))
+            .set_response_timeout(std::time::Duration::from_secs(10));
         let conn = tokio::time::timeout(
             std::time::Duration::from_secs(10),
-            ConnectionManager::new(client),
+            ConnectionManager::new_with_config(client, config),
         )
         .await
         .map_err(|_| StoreError(format!("{shown}: no answer within 10s")))?

@@ -306,9 +306,14 @@ pub async fn run(
         ready.store(false, Ordering::SeqCst);
         ctx.metrics.connected.set(0);
         match ended {
-            Ok(()) => {
+            Ok(channels) => {
                 drain(&ctx, &slots).await;
-                // What is still unacked goes back to its queue now.
+                // Each channel closed in turn, then the connection: what
+                // is still unacked goes back to its queue now, and a clean
+                // stop logs no connection error.
+                for channel in channels {
+                    let _ = channel.close(200, "fanout stopping".into()).await;
+                }
                 broker.close().await;
                 return Ok(());
             }
@@ -333,7 +338,9 @@ async fn drain(ctx: &Context, slots: &Semaphore) {
     }
 }
 
-/// Consume on one connection until shutdown (`Ok`) or until it is lost.
+/// Consume on one connection until shutdown (`Ok`, with the consuming
+/// channels, still open so the messages in flight can be acked) or until
+/// the connection is lost.
 async fn consume(
     ctx: &Arc<Context>,
     broker: &Arc<Broker>,
@@ -341,7 +348,7 @@ async fn consume(
     tag: &str,
     ready: &AtomicBool,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> Result<(), BrokerError> {
+) -> Result<Vec<lapin::Channel>, BrokerError> {
     let mut channels = Vec::new();
     let mut streams = Vec::new();
     for route in ctx.routes() {
@@ -394,7 +401,7 @@ async fn consume(
             count = handed_back
         );
     }
-    Ok(())
+    Ok(channels)
 }
 
 fn broker_error(broker: &Broker, e: impl std::fmt::Display) -> BrokerError {

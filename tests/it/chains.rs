@@ -16,43 +16,13 @@ use crate::support::{fanout_in, free_port, wait_for, Run};
 const SQLITE: &str = "[store]\nurl = \"sqlite://state.db\"\n";
 const REDIS: &str = "[store]\nurl = \"redis://127.0.0.1:6379/\"\n";
 
-/// Deletes a test's Redis keys (everything under its prefix) when dropped.
-struct RedisKeys(String);
-
-impl RedisKeys {
-    fn new(prefix: &str) -> Self {
-        if std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
-            panic!("Redis is not running on 127.0.0.1:6379: install and start it (apt-get install redis-server; redis-server --daemonize yes)");
-        }
-        Self(prefix.to_string())
-    }
-}
-
-impl Drop for RedisKeys {
-    fn drop(&mut self) {
-        let Ok(client) = redis::Client::open("redis://127.0.0.1:6379/") else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection() else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.0))
-            .query(&mut conn)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
-        }
-    }
-}
-
 /// One test's broker prefix, receiver, directory, config and store.
 struct Bench {
     declared: Declared,
     receiver: Receiver,
     dir: tempfile::TempDir,
     cfg: String,
-    _redis: Option<RedisKeys>,
+    _redis: Option<crate::support::redis::RedisKeys>,
 }
 
 impl Bench {
@@ -60,7 +30,8 @@ impl Bench {
     /// destinations (`hook` is always there).
     fn new(store: &str, extra: &str) -> Self {
         let declared = Declared::new();
-        let redis = (store == REDIS).then(|| RedisKeys::new(&declared.prefix));
+        let redis =
+            (store == REDIS).then(|| crate::support::redis::RedisKeys::new(&declared.prefix));
         let receiver = Receiver::start(&[]);
         let dir = tempfile::tempdir().unwrap();
         let extra = format!("{store}{extra}{}", hook("hook2", &receiver, ""));

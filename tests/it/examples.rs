@@ -27,10 +27,28 @@ fn every_example_job_is_valid() {
 fn the_first_command_of_the_readme_writes_an_outbox() {
     // `fanout send examples/jobs/firing.json`, run as a newcomer would.
     let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let job = repo().join("examples/jobs/firing.json");
-    let run = fanout_in(dir.path(), &["send", &job.display().to_string()], None, &[]);
+    let run = fanout_in(
+        dir.path(),
+        &["send", &job.display().to_string()],
+        None,
+        // As a newcomer runs it: no RUST_LOG, so the default filter.
+        &[
+            ("TMPDIR", &tmp.path().display().to_string()),
+            ("RUST_LOG", ""),
+        ],
+    );
     run.assert_code(0);
     assert_eq!(run.stdout.lines().count(), 3, "one line per target\n{run}");
+    // A clean run logs nothing an operator must act on, and Chromium's
+    // profile directory goes with the browser.
+    assert!(
+        !run.stderr.contains(" WARN ") && !run.stderr.contains(" ERROR "),
+        "{run}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
     let eml = dir.path().join("outbox/ag-42-firing-1/1-ops-mail.eml");
     let bytes = std::fs::read(&eml).unwrap_or_else(|e| panic!("{}: {e}\n{run}", eml.display()));
     let msg = mail_parser::MessageParser::default()

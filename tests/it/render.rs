@@ -26,8 +26,12 @@ pub fn count_colour(png: &[u8], rgb: [u8; 3]) -> (u32, u32, usize) {
 }
 
 fn config(grafana: &FakeGrafana, extra: &str) -> Config {
+    config_timeout(grafana, "20s", extra)
+}
+
+fn config_timeout(grafana: &FakeGrafana, timeout: &str, extra: &str) -> Config {
     let text = format!(
-        "[render]\ntimeout = \"20s\"\ntabs = 2\n{extra}\n\n[render.grafana]\nurl = \"{}\"\ntoken = \"{}\"\n",
+        "[render]\ntimeout = \"{timeout}\"\ntabs = 2\n{extra}\n\n[render.grafana]\nurl = \"{}\"\ntoken = \"{}\"\n",
         grafana.url, grafana.token
     );
     Config::parse(&text, "test", Rc::new(|_| None)).expect("test config")
@@ -115,6 +119,47 @@ async fn the_legacy_ready_signal_is_honoured_too() {
 }
 
 #[tokio::test]
+async fn a_ready_signal_that_is_briefly_true_before_the_panel_starts_is_not_trusted() {
+    // Scenes as a real Grafana runs them: a variable query ends (no query
+    // running, nothing drawn) before the panel has loaded its plugin
+    // chunk and started its own query.
+    let grafana = FakeGrafana::start(Options {
+        staged: true,
+        delay_ms: 300,
+        ..Options::default()
+    });
+    let config = config(&grafana, "ignore_https_errors = true");
+    for _ in 0..3 {
+        let png = render_panel(&config, 400, 200).await.expect("render");
+        let (_, _, drawn) = count_colour(&png, CHART_COLOUR);
+        assert!(
+            drawn > 40_000,
+            "the panel was captured before it drew ({drawn} pixels)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_page_that_never_settles_fails_within_the_timeout_saying_what_it_waited_for() {
+    // The panel query never answers within the render timeout.
+    let grafana = FakeGrafana::start(Options {
+        delay_ms: 20_000,
+        ..Options::default()
+    });
+    let config = config_timeout(&grafana, "3s", "ignore_https_errors = true");
+    let started = std::time::Instant::now();
+    let err = render_panel(&config, 400, 200).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = err.to_string();
+    assert!(text.contains("not ready within 3s"), "{text}");
+    assert!(text.contains("1 query running"), "{text}");
+}
+
+#[tokio::test]
 async fn a_bad_certificate_fails_unless_ignored_for_loopback() {
     let grafana = FakeGrafana::start(Options::default());
     let config = config(&grafana, "ignore_https_errors = false");
@@ -161,7 +206,7 @@ async fn a_non_loopback_origin_with_a_bad_certificate_fails_even_when_ignoring()
     };
     let err = renderer.render(&target).await.unwrap_err();
     assert!(
-        !matches!(err, RenderError::Timeout(_)),
+        !matches!(err, RenderError::Timeout(_) | RenderError::NotReady { .. }),
         "it must fail on the certificate, not time out: {err:?}"
     );
     assert!(

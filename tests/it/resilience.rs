@@ -142,3 +142,92 @@ fn the_worker_reconnects_when_the_broker_drops_it_and_loses_nothing() {
     );
     assert_eq!(declared.count("fanout.dead"), 0);
 }
+
+/// What the worker's /readyz answers, or 0 when nothing answers.
+fn readyz(port: u16) -> u16 {
+    reqwest::blocking::get(format!("http://127.0.0.1:{port}/readyz"))
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_worker_started_before_its_store_and_broker_waits_for_them() {
+    use crate::support::forward::Forwarder;
+    use crate::support::free_port;
+
+    let declared = Declared::new();
+    let _keys = crate::support::redis::RedisKeys::new(&declared.prefix);
+    let receiver = Receiver::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on these yet: the worker starts first, as it often
+    // does under compose or Kubernetes.
+    let (broker_port, redis_port, http_port) = (free_port(), free_port(), free_port());
+    let text = config_text(
+        &declared,
+        &receiver,
+        &format!("127.0.0.1:{http_port}"),
+        &format!("[store]\nurl = \"redis://127.0.0.1:{redis_port}/\"\n"),
+    )
+    .replace("127.0.0.1:5672", &format!("127.0.0.1:{broker_port}"));
+    let cfg = write_file(dir.path(), "fanout.toml", &text);
+    let mut worker = WorkerProcess::spawn(dir.path(), &cfg, "worker", &[]);
+    let log_text = || std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
+    let tries = |what: &str| {
+        log_text()
+            .lines()
+            .filter(|l| {
+                l.contains("Dependency not reachable; retrying.")
+                    && l.contains(&format!("what=\"{what}\""))
+            })
+            .count()
+    };
+
+    wait_for("two tries at the store", Duration::from_secs(15), || {
+        (tries("store") >= 2).then_some(())
+    });
+    assert_eq!(
+        worker.child.try_wait().unwrap(),
+        None,
+        "still running:\n{}",
+        log_text()
+    );
+    assert_eq!(readyz(http_port), 503, "not ready while it waits");
+    assert!(
+        log_text().contains("hint="),
+        "each try says what to check:\n{}",
+        log_text()
+    );
+
+    let _redis = Forwarder::start(redis_port, "127.0.0.1:6379");
+    wait_for("two tries at the broker", Duration::from_secs(20), || {
+        (tries("broker") >= 2).then_some(())
+    });
+    assert_eq!(
+        worker.child.try_wait().unwrap(),
+        None,
+        "still running:\n{}",
+        log_text()
+    );
+    assert_eq!(readyz(http_port), 503);
+
+    let _rabbit = Forwarder::start(broker_port, "127.0.0.1:5672");
+    wait_for("the worker to consume", Duration::from_secs(40), || {
+        log_text().contains("Worker consuming.").then_some(())
+    });
+    assert_eq!(readyz(http_port), 200);
+    declared.publish_jobs(vec![
+        crate::support::worker::job("late-broker", "hook").into_bytes()
+    ]);
+    wait_for("the job delivered", Duration::from_secs(20), || {
+        (!receiver.received().is_empty()).then_some(())
+    });
+    // A clean stop after all that is still exit 0, with no error logged.
+    let _ = Command::new("kill")
+        .args(["-TERM", &worker.child.id().to_string()])
+        .status();
+    let status = wait_for("the worker to stop", Duration::from_secs(40), || {
+        worker.child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(0), "{}", log_text());
+    assert!(!log_text().contains("ERROR"), "{}", log_text());
+}

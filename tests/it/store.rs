@@ -11,9 +11,11 @@ fn config(receiver: &Receiver, store_url: &str) -> String {
     )
 }
 
+/// A job in an alert group of its own (a second job of one firing group
+/// would join the group and not be sent, as in the worker).
 fn job(id: &str) -> String {
     format!(
-        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"g","title":"t"}},"targets":[{{"destination":"hook"}}]}}"#
+        r#"{{"version":1,"id":"{id}","alert":{{"group_id":"g-{id}","title":"t"}},"targets":[{{"destination":"hook"}}]}}"#
     )
 }
 

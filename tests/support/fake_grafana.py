@@ -35,8 +35,13 @@ Options:
   --token TOKEN          required bearer token (``Authorization: Bearer TOKEN``)
   --org N                the only valid organisation id (default 1)
   --delay-ms N           how late /api/ds/query answers (default 400)
-  --mode scenes|legacy   which "panel rendered" signal the pages use
-                         (default scenes)
+  --mode scenes|legacy|staged
+                         which "panel rendered" signal the pages use
+                         (default scenes); staged: scenes as a real Grafana
+                         runs them, with a moment where the signal says
+                         "done" before the panel has started (see below)
+  --plugin-ms N          how late the staged page's plugin chunk answers
+                         (default 300)
   --log FILE             append the per-request JSON lines here
   --verbose              also write a short access log line to stderr
 
@@ -65,6 +70,20 @@ Endpoints (auth = ``Authorization: Bearer TOKEN`` required, else
     requestAnimationFrame and then signals "done".  If the fetch fails (e.g.
     401 because the renderer did not send the token) it draws nothing, shows
     the text "No data" and still signals "done" (Grafana's error state).
+
+    * staged mode: like a real Grafana 11 d-solo page, nothing is set in
+      <head>. 50 ms in, the scene activates (``__grafanaSceneContext =
+      {}``) and a variable query runs (count 1, ``/api/ds/query?variable=1``
+      answered at once, count back to 0). Only then does the panel load its
+      datasource plugin chunk as a ``<script>`` (``/public/plugins/ds.js``,
+      answered after --plugin-ms), 20 ms later start its query (count 1),
+      draw, and after one animation frame set the count to 0. Between the
+      variable and the panel query the page says "no query running" while
+      showing nothing: a renderer that trusts one reading captures it blank.
+
+``GET /public/plugins/<name>.js``
+    no auth; a script that sets ``window.__fgPlugin = true``, after
+    --plugin-ms.
 
 ``GET|POST /api/ds/query?panelId=N``
     auth; answers after --delay-ms with ``{"series": [...40 numbers...],
@@ -243,6 +262,59 @@ def dsolo_page(mode, query_url):
       noData();
     }})
     .then(signalDone);
+}})();
+</script>
+</body></html>
+"""
+
+
+def staged_page(query_url):
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Grafana</title>
+<style>{BASE_CSS}</style>
+</head><body>
+<div class="panel-root"><div aria-label="Panel loading bar" class="panel-loading"></div><canvas id="panel-canvas"></canvas></div>
+<script>
+(function () {{
+{JS_HELPERS}
+  var QUERY_URL = {js(query_url)};
+  function running(delta) {{
+    window.__grafanaRunningQueryCount = (window.__grafanaRunningQueryCount || 0) + delta;
+  }}
+  function get(url) {{
+    return fetch(url, {{ credentials: 'same-origin', headers: {{ 'Accept': 'application/json' }} }})
+      .then(function (r) {{ if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); }});
+  }}
+  function loadPlugin() {{
+    return new Promise(function (resolve) {{
+      var s = document.createElement('script');
+      s.src = '/public/plugins/ds.js';
+      s.onload = s.onerror = function () {{ resolve(); }};
+      document.head.appendChild(s);
+    }});
+  }}
+  setTimeout(function () {{
+    window.__grafanaSceneContext = {{}};
+    running(1);
+    get('/api/ds/query?variable=1').catch(function () {{}}).then(function () {{
+      running(-1);
+      return loadPlugin();
+    }}).then(function () {{
+      return new Promise(function (r) {{ setTimeout(r, 20); }});
+    }}).then(function () {{
+      running(1);
+      return get(QUERY_URL);
+    }}).then(function (data) {{
+      var bar = document.querySelector('.panel-loading');
+      if (bar) bar.parentNode.removeChild(bar);
+      fgPaint(document.getElementById('panel-canvas'), function (ctx, W, H) {{
+        ctx.fillStyle = data.color;
+        ctx.fillRect(0, Math.floor(H / 3), W, H - Math.floor(H / 3));
+      }});
+    }}).catch(function (e) {{ window.__fakeGrafanaError = String(e); }})
+      .then(function () {{ fgAfterPaint(function () {{ running(-1); }}); }});
+  }}, 50);
 }})();
 </script>
 </body></html>
@@ -523,11 +595,21 @@ class Handler(BaseHTTPRequestHandler):
                 return self._json(403, {"message": "Access denied to org"})
             panel_id = (query.get("panelId") or [""])[0]
             query_url = "/api/ds/query?" + urlencode({"panelId": panel_id})
+            if cfg.mode == "staged":
+                return self._html(staged_page(query_url))
             return self._html(dsolo_page(cfg.mode, query_url))
+
+        if get_like and path.startswith("/public/plugins/") and path.endswith(".js"):
+            time.sleep(cfg.plugin_ms / 1000.0)
+            return self._send(
+                200, "window.__fgPlugin = true;", "application/javascript"
+            )
 
         if path == "/api/ds/query" and method in ("GET", "HEAD", "POST"):
             if not self._authorized():
                 return self._unauthorized()
+            if "variable" in query:
+                return self._json(200, {"values": ["a", "b"]})
             if cfg.delay_ms > 0:
                 time.sleep(cfg.delay_ms / 1000.0)
             return self._json(
@@ -576,7 +658,8 @@ def parse_args(argv=None):
     p.add_argument("--token", required=True, help="required bearer token")
     p.add_argument("--org", type=int, default=1, help="the only valid orgId")
     p.add_argument("--delay-ms", type=int, default=400, help="data delay in ms")
-    p.add_argument("--mode", choices=("scenes", "legacy"), default="scenes")
+    p.add_argument("--mode", choices=("scenes", "legacy", "staged"), default="scenes")
+    p.add_argument("--plugin-ms", type=int, default=300, help="plugin chunk delay in ms")
     p.add_argument("--log", help="append one JSON line per request here")
     p.add_argument("--verbose", action="store_true", help="access log on stderr")
     args = p.parse_args(argv)

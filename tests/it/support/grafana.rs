@@ -23,6 +23,9 @@ pub struct Options {
     pub org: u64,
     pub delay_ms: u64,
     pub legacy: bool,
+    /// Scenes as a real Grafana runs them: a variable query first, then
+    /// the panel's plugin chunk, then its query (see the fake's doc).
+    pub staged: bool,
     /// The name the certificate is for (not 127.0.0.1).
     pub cert_name: &'static str,
 }
@@ -34,6 +37,7 @@ impl Default for Options {
             org: 1,
             delay_ms: 400,
             legacy: false,
+            staged: false,
             cert_name: "grafana.invalid",
         }
     }
@@ -48,7 +52,14 @@ impl FakeGrafana {
             .args(["--token", &token])
             .args(["--org", &options.org.to_string()])
             .args(["--delay-ms", &options.delay_ms.to_string()])
-            .args(["--mode", if options.legacy { "legacy" } else { "scenes" }])
+            .args([
+                "--mode",
+                match (options.legacy, options.staged) {
+                    (true, _) => "legacy",
+                    (_, true) => "staged",
+                    _ => "scenes",
+                },
+            ])
             .arg("--log")
             .arg(dir.path().join("requests.jsonl"));
         if options.plain {

@@ -2,10 +2,12 @@
 //! and start real servers (see `smtp.rs`).
 
 pub mod celery;
+pub mod forward;
 pub mod grafana;
 pub mod prometheusalert;
 pub mod rabbit;
 pub mod receiver;
+pub mod redis;
 pub mod s3;
 pub mod serve;
 pub mod slack;

@@ -27,6 +27,16 @@ impl WorkerProcess {
     /// A worker logging to `{name}.log` (debug: every send is bracketed by
     /// "Sending." and "Delivered."), with `args` after `--config`.
     pub fn start_as(dir: &std::path::Path, cfg: &str, name: &str, args: &[&str]) -> Self {
+        let w = Self::spawn(dir, cfg, name, args);
+        wait_for("the worker to consume", Duration::from_secs(30), || {
+            w.log_text().contains("Worker consuming.").then_some(())
+        });
+        w
+    }
+
+    /// The same worker, not waited for: it may be waiting for its broker.
+    /// Killed when dropped, so a failing test leaves no worker behind.
+    pub fn spawn(dir: &std::path::Path, cfg: &str, name: &str, args: &[&str]) -> Self {
         let log = dir.join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_fanout"))
             .args(["worker", "--config", cfg])
@@ -37,11 +47,7 @@ impl WorkerProcess {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn fanout worker");
-        let w = Self { child, log };
-        wait_for("the worker to consume", Duration::from_secs(30), || {
-            w.log_text().contains("Worker consuming.").then_some(())
-        });
-        w
+        Self { child, log }
     }
 
     pub fn log_text(&self) -> String {
