@@ -705,7 +705,8 @@ async fn check_charts(config: &Config) -> Vec<CheckRow> {
     match ChartRenderer::new(&config.render) {
         Ok(renderer) => {
             let started = std::time::Instant::now();
-            rows.push(match renderer.warm_up().await {
+            let up = renderer.warm_up().await;
+            rows.push(match &up {
                 Ok(()) => CheckRow::ok(
                     "chromium",
                     chrome,
@@ -718,6 +719,9 @@ async fn check_charts(config: &Config) -> Vec<CheckRow> {
                     "install Debian's chromium (apt-get install chromium) or set [render] chrome",
                 ),
             });
+            if up.is_ok() {
+                rows.push(fanout::render::fonts::check(&renderer, &config.render.scripts).await);
+            }
         }
         Err(e) => rows.push(CheckRow::fail(
             "chromium",

@@ -111,6 +111,10 @@ pub struct RenderConfig {
     pub ignore_https_errors: bool,
     pub allowed_origins: Vec<Url>,
     pub grafana: Option<GrafanaConfig>,
+    /// The writing systems the team's panels show (`latin`, `cjk`,
+    /// `emoji`, …: [`crate::render::fonts::SCRIPTS`]); `fanout check`
+    /// fails when Chromium cannot draw one of them.
+    pub scripts: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -483,9 +487,32 @@ fn read_render(section: Option<Section>) -> Option<RenderConfig> {
         ignore_https_errors: false,
         allowed_origins: Vec::new(),
         grafana: None,
+        scripts: crate::render::fonts::DEFAULT_REQUIRED
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     };
     let Some(s) = section else {
         return Some(default);
+    };
+    let scripts = match s.string_list("scripts") {
+        None => default.scripts.clone(),
+        Some(list) => {
+            let known: Vec<&str> = crate::render::fonts::SCRIPTS
+                .iter()
+                .map(|s| s.name)
+                .collect();
+            for (i, name) in list.iter().enumerate() {
+                if crate::render::fonts::script(name).is_none() {
+                    s.error(
+                        &format!("scripts[{i}]"),
+                        format!("{name:?} is not a script fanout checks"),
+                        Some(&format!("one of {}", known.join(", "))),
+                    );
+                }
+            }
+            list
+        }
     };
     let chrome = s.string("chrome").map_or(default.chrome, PathBuf::from);
     let sandbox = s.bool("sandbox").unwrap_or(default.sandbox);
@@ -543,6 +570,7 @@ fn read_render(section: Option<Section>) -> Option<RenderConfig> {
         ignore_https_errors,
         allowed_origins,
         grafana,
+        scripts,
     })
 }
 

@@ -156,10 +156,17 @@ pub fn trim_payload(value: &serde_json::Value, budget: usize) -> serde_json::Val
             Value::Array(kept)
         }
         Value::Object(map) => {
+            // Smallest first: the scalars and small parts a template reads
+            // (`status`, `version`, labels) are kept whole, and the room
+            // left goes to the bulk (`alerts`), cut to fit.
+            let mut entries: Vec<(&String, &Value, usize)> = map
+                .iter()
+                .map(|(key, item)| (key, item, encoded_len(item) + key.len() + 4))
+                .collect();
+            entries.sort_by_key(|(_, _, size)| *size);
             let mut kept = serde_json::Map::new();
             let mut used = 2;
-            for (key, item) in map {
-                let size = encoded_len(item) + key.len() + 4;
+            for (key, item, size) in entries {
                 if used + size <= budget {
                     kept.insert(key.clone(), item.clone());
                     used += size;

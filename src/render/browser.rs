@@ -248,6 +248,43 @@ impl ChartRenderer {
         }
     }
 
+    /// Evaluate `script` in a blank page of a pool tab and answer what
+    /// it returned as text. No page is loaded, so nothing reaches the
+    /// network: for probes of the browser itself (the glyph check).
+    pub async fn evaluate_blank(&self, script: String) -> Result<String, RenderError> {
+        let _permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RenderError::Browser("renderer closed".into()))?;
+        let shared = self.shared.clone();
+        run_blocking(move || {
+            let pooled = shared.checkout()?;
+            let answer = pooled
+                .tab
+                .navigate_to("about:blank")
+                .and_then(|tab| tab.evaluate(&script, false))
+                .map_err(browser_error);
+            match answer {
+                Ok(answer) => {
+                    shared.lock().idle.push(pooled);
+                    Ok(answer
+                        .value
+                        .as_ref()
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string())
+                }
+                Err(e) => {
+                    shared.discard(&pooled.tab);
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
     /// Chromium's process id, while one runs (for benchmarks and tests).
     pub fn browser_pid(&self) -> Option<u32> {
         self.shared

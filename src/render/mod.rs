@@ -7,6 +7,7 @@
 //! panel link and the reason, and the failure is logged and counted.
 
 pub mod browser;
+pub mod fonts;
 pub mod grafana;
 pub mod origin;
 pub mod ready;

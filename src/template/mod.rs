@@ -25,8 +25,11 @@ use crate::channels::ChannelKind;
 
 /// Instructions one render may run; real templates use a few thousand.
 pub const FUEL: u64 = 2_000_000;
-/// Bytes one render may write.
-pub const MAX_OUTPUT: usize = 512 * 1024;
+/// Bytes one render may write: room for a template that writes the
+/// whole alert with its payload (the webhook's and PrometheusAlert's
+/// defaults do), escaped, for any job within the size limit, so an alert
+/// storm is never lost to the cap; a runaway loop still stops here.
+pub const MAX_OUTPUT: usize = 4 * crate::job::MAX_MESSAGE_BYTES;
 
 /// The default templates, by name, embedded at build time.
 const DEFAULTS: &[(&str, &str)] = &[

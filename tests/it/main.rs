@@ -10,6 +10,7 @@ mod delivery;
 mod email;
 mod examples;
 mod jobs;
+mod limits;
 mod render;
 mod resilience;
 mod secrets;

@@ -444,3 +444,55 @@ fn check_says_whether_grafana_takes_the_token_and_org() {
         assert!(chromium.contains("started in"), "{run}");
     }
 }
+
+/// `fanout check`'s glyph probe, on the real Chromium: with the machine's
+/// fonts it draws every script, and with only DejaVu (a fontconfig that
+/// knows nothing else) it names what would come out as boxes and the
+/// packages that draw them.
+#[test]
+fn check_says_which_scripts_charts_could_not_draw() {
+    let dir = tempfile::tempdir().unwrap();
+    let fonts = |run: &crate::support::Run| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with("fonts"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let run = crate::support::fanout_in(dir.path(), &["check"], None, &[]);
+    let row = fonts(&run);
+    assert!(
+        row.contains(" ok "),
+        "the machine's fonts draw every script (.ci/test installs them):\n{run}"
+    );
+    for script in ["cjk", "emoji", "arabic", "devanagari", "thai"] {
+        assert!(row.contains(script), "{script}: {row}");
+    }
+
+    let conf = dir.path().join("fonts.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\
+             <dir>/usr/share/fonts/truetype/dejavu</dir><cachedir>{}</cachedir></fontconfig>\n",
+            dir.path().join("fc-cache").display()
+        ),
+    )
+    .unwrap();
+    let run = crate::support::fanout_in(
+        dir.path(),
+        &["check"],
+        None,
+        &[("FONTCONFIG_FILE", &conf.display().to_string())],
+    );
+    run.assert_code(1);
+    let row = fonts(&run);
+    assert!(
+        row.contains("FAIL") && row.contains("boxes for cjk, emoji"),
+        "{run}"
+    );
+    assert!(
+        row.contains("apt-get install fonts-noto-cjk fonts-noto-color-emoji"),
+        "{row}"
+    );
+}

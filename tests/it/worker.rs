@@ -164,3 +164,97 @@ fn a_real_celery_client_enqueues_with_send_task_and_countdown() {
     );
     assert_eq!(declared.count("fanout.dead"), 0);
 }
+
+/// An alert storm: 1.6 MB, nearly all of it the raw upstream body.
+fn storm(id: &str) -> Vec<u8> {
+    let alerts: Vec<serde_json::Value> = (0..10_000)
+        .map(|i| {
+            serde_json::json!({"status": "firing",
+                "labels": {"alertname": "HighLatency", "instance": format!("api-{i}:9100")},
+                "annotations": {"description": "p99 latency over 1s for 5 minutes on this instance"}})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "version": 1, "id": id,
+        "alert": {"group_id": id, "title": "10000 instances slow",
+                  "payload": {"version": "4", "status": "firing", "alerts": alerts}},
+        "targets": [{"destination": "hook"}]
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_alert_storm_over_the_size_limit_still_pages_from_send_enqueue_and_the_worker() {
+    let Setup {
+        declared,
+        receiver,
+        dir,
+        cfg,
+    } = setup(true, "storm-0");
+    let limit = fanout::job::MAX_MESSAGE_BYTES;
+    let sizes: Vec<usize> = ["storm-send", "storm-enqueue", "storm-raw"]
+        .iter()
+        .map(|id| storm(id).len())
+        .collect();
+    assert!(sizes.iter().all(|s| *s > limit + limit / 2), "{sizes:?}");
+
+    // `fanout send`, in process: delivered, and says it trimmed.
+    let path = write_file(
+        dir.path(),
+        "send.json",
+        &String::from_utf8(storm("storm-send")).unwrap(),
+    );
+    let sent = fanout_in(dir.path(), &["send", &path, "--config", &cfg], None, &[]);
+    sent.assert_code(0);
+    assert!(sent.stderr.contains("raw payload was trimmed"), "{sent}");
+
+    // `fanout enqueue`: what reaches the broker is within the limit.
+    let _worker = WorkerProcess::start(dir.path(), &cfg);
+    let path = write_file(
+        dir.path(),
+        "enqueue.json",
+        &String::from_utf8(storm("storm-enqueue")).unwrap(),
+    );
+    fanout_in(dir.path(), &["enqueue", &path, "--config", &cfg], None, &[]).assert_code(0);
+    // A producer that publishes it as it is: the worker trims it itself.
+    declared.publish_jobs(vec![storm("storm-raw")]);
+
+    let got = wait_for("every storm delivered", Duration::from_secs(60), || {
+        let got = receiver.received();
+        let ids: Vec<String> = got
+            .iter()
+            .map(|r| r.headers["x-fanout-delivery"].to_str().unwrap().to_string())
+            .collect();
+        ["storm-send", "storm-enqueue", "storm-raw"]
+            .iter()
+            .all(|id| ids.contains(&format!("{id}/0/hook")))
+            .then_some(got)
+    });
+    for r in got.iter().filter(|r| {
+        r.headers["x-fanout-delivery"]
+            .to_str()
+            .unwrap()
+            .starts_with("storm-")
+            && !r.headers["x-fanout-delivery"]
+                .to_str()
+                .unwrap()
+                .starts_with("storm-0")
+    }) {
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let alert = &body["alert"];
+        assert_eq!(alert["title"], "10000 instances slow");
+        let original = alert["payload_trimmed"]
+            .as_u64()
+            .expect("marked as trimmed");
+        assert!(original as usize > limit, "{original}");
+        // The start of the storm is kept in its shape, for templates.
+        assert_eq!(alert["payload"]["status"], "firing");
+        assert_eq!(
+            alert["payload"]["alerts"][0]["labels"]["instance"],
+            "api-0:9100"
+        );
+        let kept = alert["payload"]["alerts"].as_array().unwrap().len();
+        assert!(kept > 100 && kept < 10_000, "{kept}");
+    }
+    assert_eq!(declared.count("fanout.dead"), 0);
+}

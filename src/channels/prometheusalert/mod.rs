@@ -340,6 +340,55 @@ mod tests {
     }
 
     #[test]
+    fn the_free_text_is_cut_to_the_text_limit_and_the_labels_and_links_stay() {
+        use crate::channels::ChannelConfig;
+        let text = "[destinations.pa]\nchannel = \"prometheusalert\"\nurl = \"http://pa:8080/prometheusalert?type=wx&tpl=fanout-wx&wxurl=k\"\n";
+        let config =
+            crate::config::Config::parse(text, "test", std::rc::Rc::new(|_| None)).unwrap();
+        let ChannelConfig::PrometheusAlert(c) = &config.destinations["pa"].channel else {
+            panic!("a prometheusalert destination")
+        };
+        assert_eq!(c.text_limit, 3_000, "a WeCom upstream's default");
+        let ctx = BuildContext {
+            templates: Arc::new(Templates::new(chrono_tz::Asia::Shanghai)),
+            outbox: None,
+        };
+        let sender = PrometheusAlertSender::new("pa", c, &ctx).unwrap();
+        let mut job: crate::job::Job = serde_json::from_str(
+            r#"{"version":1,"id":"j-1","alert":{"group_id":"g","title":"磁盘满","status":"resolved",
+                "started_at":"2026-11-23T01:02:03Z","ended_at":"2026-11-23T01:32:03Z","labels":{"host":"db1"}},
+                "targets":[{"destination":"pa"}]}"#,
+        )
+        .unwrap();
+        job.alert.message = "归档日志占满数据盘，请清理。".repeat(300);
+        let delivery = Delivery {
+            target: job.targets[0].clone(),
+            job: Arc::new(job),
+            step: 0,
+            seq: 1,
+            charts: Arc::new(vec![]),
+            attempt: 1,
+            round: 0,
+            suppressed: None,
+            actions: Some(crate::actions::ActionUrls {
+                acknowledge: "https://f.example.com/a".into(),
+                resolve: "https://f.example.com/r".into(),
+                silence_1h: "https://f.example.com/s".into(),
+            }),
+            thread: None,
+            progress: None,
+        };
+        let raw = sender.compose(&delivery).unwrap();
+        let body: Value = serde_json::from_slice(&raw).unwrap();
+        let used = free_text_bytes(std::str::from_utf8(&raw).unwrap());
+        assert!(used <= 3_000 && used > 2_950, "{used}");
+        assert!(body["message"].as_str().unwrap().ends_with("…(truncated)"));
+        assert_eq!(body["labels"]["host"], "db1");
+        assert_eq!(body["actions"]["resolve"], "https://f.example.com/r");
+        assert_eq!(body["ended_at_local"], "2026-11-23 09:32:03 CST");
+    }
+
+    #[test]
     fn a_classified_error_says_which_class() {
         let e = judge(b"\"\"", "pa").unwrap_err();
         assert_eq!(e.class, Class::Permanent);

@@ -439,6 +439,45 @@ mod tests {
     }
 
     #[test]
+    fn a_long_message_and_long_labels_are_cut_and_the_blocks_fit_with_every_label_and_button() {
+        let mut d = delivery("firing", None);
+        let mut job = (*d.job).clone();
+        job.alert.message = "连接池耗尽 <b> & 重试堆积。".repeat(400);
+        job.alert.labels.insert("trace".into(), "x".repeat(3_500));
+        job.alert.labels.insert("zone".into(), "eu-1".into());
+        d.job = Arc::new(job);
+        let body = sender().compose(&d).unwrap();
+        let text = body.to_string();
+        assert_eq!(over_block_limits(&text), 0, "{text}");
+        let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
+        let section = |needle: &str| {
+            blocks
+                .iter()
+                .find_map(|b| b["text"]["text"].as_str().filter(|t| t.contains(needle)))
+                .unwrap_or_else(|| panic!("no block with {needle}"))
+                .to_string()
+        };
+        // The message was cut, and says so where.
+        assert!(
+            section("连接池").ends_with("…(truncated)"),
+            "{}",
+            section("连接池")
+        );
+        // Every label is there, the long one cut with its own mark.
+        let labels = section("*Labels*");
+        for label in ["env: prod", "svc: a&lt;b&gt;", "zone: eu-1", "trace: xxx"] {
+            assert!(labels.contains(label), "{label}: {labels}");
+        }
+        assert!(labels.contains("…"), "{labels}");
+        // The buttons people act on are all there.
+        let actions = blocks
+            .iter()
+            .find(|b| b["type"] == "actions")
+            .expect("buttons");
+        assert_eq!(actions["elements"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
     fn the_message_has_colour_blocks_links_and_buttons_within_slack_s_limits() {
         let body = sender().compose(&delivery("firing", None)).unwrap();
         assert_eq!(body["channel"], "C0123ABCD");
