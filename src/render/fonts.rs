@@ -183,7 +183,7 @@ pub async fn check(renderer: &super::ChartRenderer, required: &[String]) -> crat
                         ""
                     }
                 ),
-                &format!("apt-get install {}", c.packages().join(" ")),
+                format!("apt-get install {}", c.packages().join(" ")),
             )
         }
     }
