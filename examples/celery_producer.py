@@ -5,9 +5,9 @@ fanout's worker consumes Celery protocol v2 messages for the task
 ``fanout.notify`` with the job as the keyword argument ``job``. These are the
 producer settings that matter (and why):
 
-- ``task_serializer = "json"``: fanout reads JSON bodies; pickle is refused
-  and dead-lettered.
-- ``task_protocol = 2``: the Celery 4+ default; protocol 1 is not read.
+- ``task_serializer = "json"``: fanout reads JSON (and msgpack) bodies;
+  pickle and YAML are refused and dead-lettered, naming this setting.
+- ``task_protocol = 2``: the Celery 4+ default (protocol 1 is read too).
 - ``broker_transport_options = {"confirm_publish": True}``: the publish
   returns only when RabbitMQ has the message; without it a page can vanish
   in a broker restart and the engine never knows.
