@@ -129,7 +129,96 @@ fn main() {
             black_box(sender.compose(black_box(&delivery)).ok());
         },
     );
+
+    // What the deliver stage does per delivery before the send: read the
+    // delivery message (the job travels in it) and build the request.
+    let hook_config = Config::parse(
+        "[destinations.hook]\nchannel = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",
+        "bench",
+        std::rc::Rc::new(|_| None),
+    )
+    .expect("webhook config");
+    let ChannelConfig::Webhook(hook) = &hook_config.destinations["hook"].channel else {
+        panic!("a webhook destination")
+    };
+    let webhook = fanout::channels::webhook::WebhookSender::new(
+        "hook",
+        hook,
+        &BuildContext {
+            templates: Arc::new(Templates::new(config.templates.timezone)),
+            outbox: None,
+        },
+    )
+    .expect("webhook sender");
+    let planned = fanout::plan::plan(&job, 0).remove(0);
+    let order = fanout::worker::message::DeliveryOrder::new(&job, planned, &[]).encode();
+    report("delivery message decode", &mut baseline, &mut || {
+        black_box(fanout::worker::message::DeliveryOrder::decode(black_box(&order)).ok());
+    });
+    report(
+        "webhook compose (template + signature)",
+        &mut baseline,
+        &mut || {
+            black_box(
+                webhook
+                    .compose(black_box(&short_delivery(&delivery)), 1_800_000_000)
+                    .ok(),
+            );
+        },
+    );
+
+    // WeCom markdown (4,096 bytes): a message that fits is rendered once;
+    // 60 lines of Chinese are cut to fit (several renders, bisected).
+    let wecom_config = Config::parse(
+        "[destinations.wx]\nchannel = \"wecom\"\nwebhook_url = \"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k\"\n",
+        "bench",
+        std::rc::Rc::new(|_| None),
+    )
+    .expect("wecom config");
+    let ChannelConfig::Wecom(wx) = &wecom_config.destinations["wx"].channel else {
+        panic!("a wecom destination")
+    };
+    let wecom = fanout::channels::wecom::WecomSender::new(
+        "wx",
+        wx,
+        &BuildContext {
+            templates: Arc::new(Templates::new(config.templates.timezone)),
+            outbox: None,
+        },
+    )
+    .expect("wecom sender");
+    let mut long_job = (*job).clone();
+    long_job.alert.message =
+        "订单服务主库连接池耗尽，支付回调在重试队列中堆积，请值班同学立即处理。\n".repeat(60);
+    let long = Delivery {
+        job: Arc::new(long_job),
+        charts: Arc::new(Vec::new()),
+        ..delivery.clone()
+    };
+    let short = Delivery {
+        charts: Arc::new(Vec::new()),
+        ..delivery.clone()
+    };
+    wecom.compose(&long).expect("the long markdown composes");
+    report("wecom markdown, message fits", &mut baseline, &mut || {
+        black_box(wecom.compose(black_box(&short)).ok());
+    });
+    report(
+        "wecom markdown, 60 lines cut to 4096 bytes",
+        &mut baseline,
+        &mut || {
+            black_box(wecom.compose(black_box(&long)).ok());
+        },
+    );
     let _ = std::fs::remove_dir_all(outbox);
+}
+
+/// The delivery without its chart (a webhook carries charts as URLs).
+fn short_delivery(d: &Delivery) -> Delivery {
+    Delivery {
+        charts: Arc::new(Vec::new()),
+        ..d.clone()
+    }
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

@@ -224,14 +224,18 @@ impl ChartRenderer {
         run_blocking(move || shared.checkout().map(|tab| shared.lock().idle.push(tab))).await
     }
 
-    /// Render `target` to PNG within the configured timeout.
-    pub async fn render(&self, target: &RenderTarget) -> Result<Vec<u8>, RenderError> {
-        let _permit = self
-            .permits
+    /// One of the `[render] tabs`: held for as long as a tab is used.
+    async fn tab_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, RenderError> {
+        self.permits
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| RenderError::Browser("renderer closed".into()))?;
+            .map_err(|_| RenderError::Browser("renderer closed".into()))
+    }
+
+    /// Render `target` to PNG within the configured timeout.
+    pub async fn render(&self, target: &RenderTarget) -> Result<Vec<u8>, RenderError> {
+        let _permit = self.tab_permit().await?;
         let shared = self.shared.clone();
         let target = target.clone();
         let deadline = Instant::now() + self.timeout;
@@ -252,12 +256,7 @@ impl ChartRenderer {
     /// it returned as text. No page is loaded, so nothing reaches the
     /// network: for probes of the browser itself (the glyph check).
     pub async fn evaluate_blank(&self, script: String) -> Result<String, RenderError> {
-        let _permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| RenderError::Browser("renderer closed".into()))?;
+        let _permit = self.tab_permit().await?;
         let shared = self.shared.clone();
         run_blocking(move || {
             let pooled = shared.checkout()?;
