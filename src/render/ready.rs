@@ -76,7 +76,10 @@ mod tests {
         let script = wait_script(true, Duration::from_millis(2500));
         assert!(script.contains("const STRICT = true;"));
         assert!(script.contains("Date.now() + 2500;"));
-        assert!(!script.contains("__"), "a placeholder was left: {script}");
+        assert!(
+            !script.contains("__STRICT__") && !script.contains("__BUDGET__"),
+            "a placeholder was left: {script}"
+        );
     }
 
     #[test]
