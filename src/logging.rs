@@ -16,15 +16,11 @@ pub enum LogFormat {
 }
 
 /// What is logged unless `RUST_LOG` says otherwise: fanout's own events
-/// from `info`, the libraries' from `warn`. headless_chrome's transport
-/// is taken from `error`: when a browser shuts down in order, its reader
-/// and event threads warn that the other side has already gone ("Couldn't
-/// send message to transport loop", "Couldn't send browser an event"),
-/// the normal end of every Chromium run and nothing for an operator to act
-/// on. A render that really fails returns its error to fanout, which logs
-/// it with the chart and the reason.
-const DEFAULT_FILTER: &str =
-    "info,headless_chrome=warn,headless_chrome::browser::transport=error,tungstenite=warn";
+/// from `info`, the libraries' from `warn`. chromiumoxide warns about
+/// each DevTools message it cannot parse (newer Chromiums send events its
+/// protocol does not know); fanout answers what it needs, so those are
+/// for `RUST_LOG=chromiumoxide=debug`, not for an operator.
+const DEFAULT_FILTER: &str = "info,chromiumoxide=error,tungstenite=warn";
 
 /// Install the global subscriber. `RUST_LOG` (e.g. `fanout=debug`) wins
 /// over the default level `info`.

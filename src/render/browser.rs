@@ -4,31 +4,36 @@
 //! fraction of that. Each render takes a tab (bounded by `[render] tabs`),
 //! sets the viewport through the DevTools device-metrics override (window
 //! size flags give the wrong viewport in new headless mode), navigates,
-//! waits for the page's own ready signal, screenshots, and hands the tab
-//! back. A tab that failed is closed; a browser that stopped answering is
-//! killed and relaunched on the next render.
+//! waits for the page to settle ([`super::ready`]), screenshots, and hands
+//! the tab back. A tab that failed is closed; a browser that died or
+//! stopped answering is killed and relaunched on the next render.
+//!
+//! The DevTools client is chromiumoxide, async on tokio: a round trip is
+//! a websocket message and its answer (about a millisecond on loopback),
+//! with no poll interval. That matters because the origin gate pauses
+//! every request a page makes, and a Grafana page makes dozens: with a
+//! client that polls its socket (headless_chrome reads with a 100 ms
+//! timeout), each paused request waited up to 200 ms before it could go on.
 
-use std::ffi::OsStr;
-use std::io::Read as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use headless_chrome::browser::tab::{RequestInterceptor, RequestPausedDecision};
-use headless_chrome::browser::transport::{SessionId, Transport};
-use headless_chrome::protocol::cdp::Emulation::SetDeviceMetricsOverride;
-use headless_chrome::protocol::cdp::Fetch::events::RequestPausedEvent;
-use headless_chrome::protocol::cdp::Fetch::{
-    ContinueRequest, FailRequest, FulfillRequest, HeaderEntry,
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    self, ContinueRequestParams, EventRequestPaused, FailRequestParams, FulfillRequestParams,
+    HeaderEntry, RequestPattern, RequestStage,
 };
-use headless_chrome::protocol::cdp::Network::ErrorReason;
-use headless_chrome::protocol::cdp::Page::{
-    AddScriptToEvaluateOnNewDocument, CaptureScreenshot, CaptureScreenshotFormatOption,
+use chromiumoxide::cdp::browser_protocol::network::ErrorReason;
+use chromiumoxide::cdp::browser_protocol::page::{
+    AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
 };
-use headless_chrome::protocol::cdp::Target::CreateTarget;
-use headless_chrome::{Browser, LaunchOptions, Tab};
-use tokio::sync::Semaphore;
+use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use futures::StreamExt;
+use tokio::sync::{Mutex, Semaphore};
 use tracing::{debug, info, warn};
 
 use super::origin::{OriginPolicy, Verdict};
@@ -63,33 +68,38 @@ pub enum RenderError {
 pub struct LaunchSettings {
     pub chrome: PathBuf,
     pub sandbox: bool,
-    /// Extra flags (tests map host names with `--host-resolver-rules`).
+    /// Extra flags (tests map host names with `--host-resolver-rules=…`).
     pub extra_args: Vec<String>,
 }
 
 /// Flags for a server that reaches nothing beyond loopback: no first-run
-/// work, no calls home, no updates, no sync.
+/// work, no calls home, no updates, no sync. Written without their
+/// leading dashes, as chromiumoxide adds them.
 const FLAGS: &[&str] = &[
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--disable-domain-reliability",
-    "--disable-client-side-phishing-detection",
-    "--disable-breakpad",
-    "--metrics-recording-only",
-    "--mute-audio",
-    "--hide-scrollbars",
-    "--disable-quic",
-    "--font-render-hinting=none",
+    "no-first-run",
+    "no-default-browser-check",
+    "disable-background-networking",
+    "disable-component-update",
+    "disable-sync",
+    "disable-default-apps",
+    "disable-extensions",
+    "disable-domain-reliability",
+    "disable-client-side-phishing-detection",
+    "disable-breakpad",
+    "metrics-recording-only",
+    "mute-audio",
+    "hide-scrollbars",
+    "disable-quic",
+    "disable-dev-shm-usage",
     // Pool tabs are never "in front": without these, Chromium throttles
     // their timers to once a second and pauses animation frames.
-    "--disable-background-timer-throttling",
-    "--disable-backgrounding-occluded-windows",
-    "--disable-renderer-backgrounding",
+    "disable-background-timer-throttling",
+    "disable-backgrounding-occluded-windows",
+    "disable-renderer-backgrounding",
+    // Cross-site frames would otherwise run as separate targets that the
+    // tab's request gate does not see: one process per tab keeps every
+    // request of the page in front of the gate.
+    "disable-site-isolation-trials",
 ];
 
 /// A pool of warm tabs in one Chromium, for every render of the process.
@@ -102,25 +112,78 @@ pub struct ChartRenderer {
 struct Shared {
     launch: LaunchSettings,
     policy: Arc<OriginPolicy>,
-    proxy: reqwest::blocking::Client,
+    proxy: reqwest::Client,
     timeout: Duration,
     pool: Mutex<Pool>,
 }
 
 #[derive(Default)]
 struct Pool {
-    /// Declared before `profile`: the browser is gone before its profile
-    /// directory is removed.
-    browser: Option<Browser>,
-    profile: Option<Profile>,
+    running: Option<Running>,
     idle: Vec<PooledTab>,
     launches: u64,
 }
 
-/// Chromium's profile directory, fanout's own rather than
-/// headless_chrome's: removed once the browser has exited, and retried
-/// while Chromium's helper processes are still writing to it (removing it
-/// at once fails with "Directory not empty" and leaves it behind).
+/// One launched Chromium. Declared in the order they must go: the
+/// browser (killed), its event loop, then its profile directory.
+struct Running {
+    browser: Browser,
+    handler: tokio::task::JoinHandle<()>,
+    /// Held for its Drop: removed after the browser has gone.
+    _profile: Profile,
+}
+
+impl Running {
+    /// The event loop ends when the browser's socket closes: it is gone.
+    fn alive(&self) -> bool {
+        !self.handler.is_finished()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.browser.kill().await;
+        // The helpers let go of the profile within milliseconds; removing
+        // it (in drop) may wait for them, away from the async threads.
+        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
+    }
+}
+
+impl Drop for Running {
+    /// However the browser is let go (a replacement, or the end of the
+    /// process): killed, and waited for (up to two seconds) before its
+    /// profile directory is removed, so nothing of it is left behind.
+    fn drop(&mut self) {
+        self.handler.abort();
+        if let Some(child) = self.browser.get_mut_child() {
+            let _ = child.inner.start_kill();
+            for _ in 0..40 {
+                if !matches!(child.inner.try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// A warm tab and the viewport it was last set to.
+struct PooledTab {
+    page: Page,
+    viewport: Option<(u32, u32, u64)>,
+    /// Answers the tab's paused requests; ends with the tab.
+    gate: tokio::task::JoinHandle<()>,
+}
+
+impl PooledTab {
+    async fn close(self) {
+        self.gate.abort();
+        let _ = self.page.close().await;
+    }
+}
+
+/// Chromium's profile directory, fanout's own: removed once the browser
+/// has exited, and retried while Chromium's helper processes are still
+/// writing to it (removing it at once fails with "Directory not empty"
+/// and leaves it behind). Chromium's TMPDIR lives inside it.
 struct Profile(PathBuf);
 
 impl Profile {
@@ -164,12 +227,6 @@ impl Drop for Profile {
     }
 }
 
-/// A warm tab and the viewport it was last set to.
-struct PooledTab {
-    tab: Arc<Tab>,
-    viewport: Option<(u32, u32, u64)>,
-}
-
 impl ChartRenderer {
     pub fn new(config: &RenderConfig) -> Result<Self, RenderError> {
         let policy = OriginPolicy::new(
@@ -192,19 +249,13 @@ impl ChartRenderer {
         timeout: Duration,
         tabs: usize,
     ) -> Result<Self, RenderError> {
-        // The blocking client owns a runtime of its own; build it on a plain
-        // thread so it never starts inside tokio's.
-        let proxy = std::thread::spawn(move || {
-            reqwest::blocking::Client::builder()
-                // Only ever used for loopback origins (see OriginPolicy).
-                .danger_accept_invalid_certs(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(timeout)
-                .build()
-        })
-        .join()
-        .map_err(|_| RenderError::Launch("cannot build the loopback client".into()))?
-        .map_err(|e| RenderError::Launch(format!("cannot build the loopback client: {e}")))?;
+        let proxy = reqwest::Client::builder()
+            // Only ever used for loopback origins (see OriginPolicy).
+            .danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .build()
+            .map_err(|e| RenderError::Launch(format!("cannot build the loopback client: {e}")))?;
         Ok(Self {
             shared: Arc::new(Shared {
                 launch,
@@ -218,12 +269,6 @@ impl ChartRenderer {
         })
     }
 
-    /// Start Chromium now rather than at the first alert.
-    pub async fn warm_up(&self) -> Result<(), RenderError> {
-        let shared = self.shared.clone();
-        run_blocking(move || shared.checkout().map(|tab| shared.lock().idle.push(tab))).await
-    }
-
     /// One of the `[render] tabs`: held for as long as a tab is used.
     async fn tab_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, RenderError> {
         self.permits
@@ -233,20 +278,29 @@ impl ChartRenderer {
             .map_err(|_| RenderError::Browser("renderer closed".into()))
     }
 
+    /// Start Chromium now rather than at the first alert.
+    pub async fn warm_up(&self) -> Result<(), RenderError> {
+        let tab = self.shared.checkout().await?;
+        self.shared.pool.lock().await.idle.push(tab);
+        Ok(())
+    }
+
     /// Render `target` to PNG within the configured timeout.
     pub async fn render(&self, target: &RenderTarget) -> Result<Vec<u8>, RenderError> {
         let _permit = self.tab_permit().await?;
-        let shared = self.shared.clone();
-        let target = target.clone();
         let deadline = Instant::now() + self.timeout;
-        let job = run_blocking(move || shared.render(&target, deadline));
-        // The page wait is bounded inside; this outer bound only fires when
-        // Chromium itself stops answering, so the browser is replaced.
-        match tokio::time::timeout(self.timeout + Duration::from_secs(5), job).await {
+        // Each step is bounded by the deadline; this outer bound only
+        // fires when Chromium itself stops answering, so it is replaced.
+        match tokio::time::timeout(
+            self.timeout + Duration::from_secs(5),
+            self.shared.render(target, deadline),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => {
                 warn!(message = "Chromium stopped answering; replacing it.");
-                self.shared.kill_browser();
+                self.shared.kill_browser().await;
                 Err(RenderError::Timeout(self.timeout))
             }
         }
@@ -257,98 +311,75 @@ impl ChartRenderer {
     /// network: for probes of the browser itself (the glyph check).
     pub async fn evaluate_blank(&self, script: String) -> Result<String, RenderError> {
         let _permit = self.tab_permit().await?;
-        let shared = self.shared.clone();
-        run_blocking(move || {
-            let pooled = shared.checkout()?;
-            let answer = pooled
-                .tab
-                .navigate_to("about:blank")
-                .and_then(|tab| tab.evaluate(&script, false))
-                .map_err(browser_error);
-            match answer {
-                Ok(answer) => {
-                    shared.lock().idle.push(pooled);
-                    Ok(answer
-                        .value
-                        .as_ref()
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_string())
-                }
-                Err(e) => {
-                    shared.discard(&pooled.tab);
-                    Err(e)
-                }
+        let tab = self.shared.checkout().await?;
+        let answer = async {
+            tab.page.goto("about:blank").await.map_err(browser_error)?;
+            evaluate(&tab.page, script).await
+        }
+        .await;
+        match answer {
+            Ok(text) => {
+                self.shared.pool.lock().await.idle.push(tab);
+                Ok(text)
             }
-        })
-        .await
+            Err(e) => {
+                self.shared.discard(tab).await;
+                Err(e)
+            }
+        }
     }
 
     /// Chromium's process id, while one runs (for benchmarks and tests).
-    pub fn browser_pid(&self) -> Option<u32> {
-        self.shared
-            .lock()
+    pub async fn browser_pid(&self) -> Option<u32> {
+        let mut pool = self.shared.pool.lock().await;
+        let running = pool.running.as_mut()?;
+        running
             .browser
-            .as_ref()
-            .and_then(Browser::get_process_id)
+            .get_mut_child()
+            .and_then(|child| child.inner.id())
     }
 
     /// How many times Chromium was launched.
-    pub fn launches(&self) -> u64 {
-        self.shared.lock().launches
+    pub async fn launches(&self) -> u64 {
+        self.shared.pool.lock().await.launches
     }
-}
-
-async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
-) -> Result<T, RenderError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(RenderError::Browser(format!("render task failed: {e}"))))
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Pool> {
-        // A panic elsewhere must not wedge rendering: take the state as is.
-        self.pool
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn render(&self, target: &RenderTarget, deadline: Instant) -> Result<Vec<u8>, RenderError> {
+    async fn render(
+        &self,
+        target: &RenderTarget,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, RenderError> {
         if let Verdict::Block = self.policy.judge(&target.url) {
             return Err(RenderError::Blocked(origin_of(&target.url)));
         }
-        let mut pooled = self.checkout()?;
-        match render_on(&mut pooled, &self.policy, target, deadline, self.timeout) {
+        let mut tab = self.checkout().await?;
+        match render_on(&mut tab, &self.policy, target, deadline, self.timeout).await {
             Ok(png) => {
                 // The next navigation replaces this page; blanking it now
                 // would cost a round trip on every render.
-                self.lock().idle.push(pooled);
+                self.pool.lock().await.idle.push(tab);
                 Ok(png)
             }
             Err(e) => {
-                self.discard(&pooled.tab);
+                self.discard(tab).await;
                 Err(e)
             }
         }
     }
 
     /// An idle tab, or a new one; launches Chromium when none is alive.
-    fn checkout(&self) -> Result<PooledTab, RenderError> {
-        let mut pool = self.lock();
-        let alive = pool.browser.as_ref().is_some_and(browser_alive);
-        if !alive {
-            if pool.browser.is_some() {
+    async fn checkout(&self) -> Result<PooledTab, RenderError> {
+        let mut pool = self.pool.lock().await;
+        if !pool.running.as_ref().is_some_and(Running::alive) {
+            if let Some(dead) = pool.running.take() {
                 warn!(message = "Chromium is gone; launching a new one.");
+                pool.idle.clear();
+                dead.stop().await;
             }
-            pool.idle.clear();
-            pool.browser = None;
-            pool.profile = None;
             let started = Instant::now();
-            let profile = Profile::create()?;
-            pool.browser = Some(launch(&self.launch, &profile)?);
-            pool.profile = Some(profile);
+            pool.running = Some(launch(&self.launch, self.timeout).await?);
             pool.launches += 1;
             info!(
                 message = "Chromium started.",
@@ -358,125 +389,142 @@ impl Shared {
         if let Some(tab) = pool.idle.pop() {
             return Ok(tab);
         }
-        let browser = pool
-            .browser
+        let running = pool
+            .running
             .as_ref()
             .ok_or_else(|| RenderError::Launch("no browser".into()))?;
         // Each tab in a window of its own: a tab behind another in one
         // window is hidden, gets no animation frames, and Grafana never
         // draws in it, so two renders at once would leave one hanging.
-        let tab = browser
-            .new_tab_with_options(CreateTarget {
-                url: "about:blank".to_string(),
-                left: None,
-                top: None,
-                width: None,
-                height: None,
-                window_state: None,
-                browser_context_id: None,
-                enable_begin_frame_control: None,
-                new_window: Some(true),
-                background: None,
-                for_tab: None,
-                hidden: None,
-            })
-            .map_err(browser_error)?;
+        let params = CreateTargetParams::builder()
+            .url("about:blank")
+            .new_window(true)
+            .build()
+            .map_err(RenderError::Browser)?;
+        let page = within(self.timeout, running.browser.new_page(params)).await?;
         drop(pool);
-        self.prepare(&tab)?;
-        Ok(PooledTab {
-            tab,
-            viewport: None,
-        })
+        self.prepare(page).await
     }
 
-    /// Every request of the tab goes through the origin policy.
-    fn prepare(&self, tab: &Arc<Tab>) -> Result<(), RenderError> {
-        tab.set_default_timeout(self.timeout);
-        let interceptor: Arc<dyn RequestInterceptor + Send + Sync> = Arc::new(Gate {
-            policy: self.policy.clone(),
-            proxy: self.proxy.clone(),
-        });
-        tab.enable_request_interception(interceptor)
+    /// Every request of the tab goes through the origin policy, and the
+    /// ready tracker runs before any page script.
+    async fn prepare(&self, page: Page) -> Result<PooledTab, RenderError> {
+        let paused = page
+            .event_listener::<EventRequestPaused>()
+            .await
             .map_err(browser_error)?;
-        tab.enable_fetch(None, None).map_err(browser_error)?;
-        // Counts requests and sees Grafana's signals from the first line
-        // of every page this tab loads (see `ready`).
-        tab.call_method(AddScriptToEvaluateOnNewDocument {
-            source: ready::TRACKER.to_string(),
-            world_name: None,
-            include_command_line_api: None,
-            run_immediately: None,
-        })
-        .map_err(browser_error)?;
-        Ok(())
-    }
-
-    fn discard(&self, tab: &Arc<Tab>) {
-        let _ = tab.close(false);
-        let mut pool = self.lock();
-        if pool.browser.as_ref().is_some_and(|b| !browser_alive(b)) {
-            pool.browser = None;
-            pool.profile = None;
-            pool.idle.clear();
+        let gate = tokio::spawn(gate(
+            page.clone(),
+            paused,
+            self.policy.clone(),
+            self.proxy.clone(),
+        ));
+        let setup = async {
+            page.execute(
+                fetch::EnableParams::builder()
+                    .pattern(
+                        RequestPattern::builder()
+                            .url_pattern("*")
+                            .request_stage(RequestStage::Request)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await?;
+            page.execute(AddScriptToEvaluateOnNewDocumentParams::new(ready::TRACKER))
+                .await
+        };
+        match within(self.timeout, setup).await {
+            Ok(_) => Ok(PooledTab {
+                page,
+                viewport: None,
+                gate,
+            }),
+            Err(e) => {
+                gate.abort();
+                let _ = page.close().await;
+                Err(e)
+            }
         }
     }
 
-    fn kill_browser(&self) {
-        let mut pool = self.lock();
+    async fn discard(&self, tab: PooledTab) {
+        tab.close().await;
+    }
+
+    async fn kill_browser(&self) {
+        let mut pool = self.pool.lock().await;
         pool.idle.clear();
-        // Dropping the last handle kills the process.
-        pool.browser = None;
-        pool.profile = None;
-    }
-}
-
-/// Is Chromium still running? On Linux the process table answers for
-/// free; a round trip to the browser (up to 100 ms in headless_chrome) is
-/// the fallback elsewhere. A browser that runs but hangs is caught by the
-/// render deadline instead.
-fn browser_alive(browser: &Browser) -> bool {
-    match browser.get_process_id() {
-        Some(pid) if cfg!(target_os = "linux") => {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // Field 3 is the state; a zombie (Z) or dead (X) process is gone.
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next());
-            !matches!(state, None | Some("Z") | Some("X"))
+        if let Some(running) = pool.running.take() {
+            running.stop().await;
         }
-        _ => browser.get_version().is_ok(),
     }
 }
 
-fn launch(settings: &LaunchSettings, profile: &Profile) -> Result<Browser, RenderError> {
+/// `future`, bounded by `limit`, its DevTools error as a [`RenderError`].
+async fn within<T>(
+    limit: Duration,
+    future: impl std::future::Future<Output = chromiumoxide::error::Result<T>>,
+) -> Result<T, RenderError> {
+    match tokio::time::timeout(limit, future).await {
+        Ok(result) => result.map_err(browser_error),
+        Err(_) => Err(RenderError::Timeout(limit)),
+    }
+}
+
+async fn launch(settings: &LaunchSettings, timeout: Duration) -> Result<Running, RenderError> {
     if !settings.chrome.exists() {
         return Err(RenderError::Launch(format!(
             "{} not found (install Debian's chromium, or set [render] chrome)",
             settings.chrome.display()
         )));
     }
-    let mut args: Vec<&OsStr> = FLAGS.iter().map(OsStr::new).collect();
-    args.extend(settings.extra_args.iter().map(OsStr::new));
-    let options = LaunchOptions::default_builder()
-        .path(Some(settings.chrome.clone()))
-        .headless(true)
-        .sandbox(settings.sandbox)
-        // headless_chrome turns certificate checks off by default; fanout
-        // never does (loopback exceptions are handled per request).
-        .ignore_certificate_errors(false)
-        .user_data_dir(Some(profile.0.clone()))
+    let profile = Profile::create()?;
+    let mut builder = BrowserConfig::builder()
+        .chrome_executable(&settings.chrome)
+        .new_headless_mode()
+        .disable_default_args()
+        // fanout never turns certificate checks off in the browser
+        // (loopback exceptions are handled per request by the gate).
+        .respect_https_errors()
+        .viewport(None)
+        .user_data_dir(&profile.0)
         // Chromium's own temporary files go inside the profile too, and
         // leave with it: a killed browser cleans up nothing itself.
-        .process_envs(Some(std::collections::HashMap::from([(
-            "TMPDIR".to_string(),
-            profile.tmp().display().to_string(),
-        )])))
-        .args(args)
-        .idle_browser_timeout(Duration::from_secs(365 * 86_400))
-        .build()
+        .env("TMPDIR", profile.tmp().display().to_string())
+        .launch_timeout(Duration::from_secs(30))
+        .request_timeout(timeout)
+        .args(FLAGS.iter().copied())
+        .arg((
+            "disable-features",
+            &["IsolateOrigins", "site-per-process"][..],
+        ));
+    if !settings.sandbox {
+        builder = builder.no_sandbox();
+    }
+    for extra in &settings.extra_args {
+        let flag = extra.trim_start_matches('-');
+        builder = match flag.split_once('=') {
+            Some((key, value)) => builder.arg((key, value)),
+            None => builder.arg(flag),
+        };
+    }
+    let config = builder.build().map_err(RenderError::Launch)?;
+    let (browser, mut handler) = Browser::launch(config)
+        .await
         .map_err(|e| RenderError::Launch(e.to_string()))?;
-    Browser::new(options).map_err(|e| RenderError::Launch(e.to_string()))
+    let handler = tokio::spawn(async move {
+        while let Some(event) = handler.next().await {
+            if let Err(e) = event {
+                debug!(message = "DevTools event not handled.", error = %e);
+            }
+        }
+    });
+    Ok(Running {
+        browser,
+        handler,
+        _profile: profile,
+    })
 }
 
 fn browser_error(e: impl std::fmt::Display) -> RenderError {
@@ -493,29 +541,45 @@ fn origin_of(url: &str) -> String {
 /// The DevTools device-metrics override: the viewport the page lays out
 /// in and the screenshot's size (window-size flags are wrong in new
 /// headless mode).
-fn set_viewport(tab: &Tab, target: &RenderTarget) -> Result<(), RenderError> {
-    tab.call_method(SetDeviceMetricsOverride {
-        width: target.width,
-        height: target.height,
-        device_scale_factor: target.scale,
-        mobile: false,
-        scale: None,
-        screen_width: None,
-        screen_height: None,
-        position_x: None,
-        position_y: None,
-        dont_set_visible_size: None,
-        screen_orientation: None,
-        viewport: None,
-        display_feature: None,
-        device_posture: None,
-    })
-    .map(|_| ())
+async fn set_viewport(page: &Page, target: &RenderTarget) -> Result<(), RenderError> {
+    page.execute(SetDeviceMetricsOverrideParams::new(
+        i64::from(target.width),
+        i64::from(target.height),
+        target.scale,
+        false,
+    ))
+    .await
+    .map(drop)
     .map_err(browser_error)
 }
 
-fn render_on(
-    pooled: &mut PooledTab,
+/// Evaluate `script` (a promise of a string) and answer the string.
+async fn evaluate(page: &Page, script: String) -> Result<String, RenderError> {
+    let params = EvaluateParams::builder()
+        .expression(script)
+        .await_promise(true)
+        .return_by_value(true)
+        .build()
+        .map_err(RenderError::Browser)?;
+    let answer = page.execute(params).await.map_err(browser_error)?;
+    if let Some(exception) = &answer.result.exception_details {
+        return Err(RenderError::Browser(format!(
+            "the page's script failed: {}",
+            exception.text
+        )));
+    }
+    Ok(answer
+        .result
+        .result
+        .value
+        .as_ref()
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string())
+}
+
+async fn render_on(
+    tab: &mut PooledTab,
     policy: &OriginPolicy,
     target: &RenderTarget,
     deadline: Instant,
@@ -529,37 +593,40 @@ fn render_on(
             ms = started.elapsed().as_millis() as u64
         )
     };
-    let tab = pooled.tab.clone();
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let page = tab.page.clone();
     let viewport = (target.width, target.height, target.scale.to_bits());
-    if pooled.viewport != Some(viewport) {
-        set_viewport(&tab, target)?;
-        pooled.viewport = Some(viewport);
+    if tab.viewport != Some(viewport) {
+        set_viewport(&page, target).await?;
+        tab.viewport = Some(viewport);
     }
     step("viewport");
-    tab.navigate_to(&target.url).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("BLOCKED_BY_CLIENT") {
-            RenderError::Blocked(origin_of(&target.url))
-        } else {
-            browser_error(text)
+    // Returns once the document and what it loads at once are in (the
+    // ready check waits for that too); a document the gate refused ends
+    // on Chrome's error page, which the check below names.
+    match tokio::time::timeout(left(), page.goto(target.url.as_str())).await {
+        Err(_) => {
+            return Err(RenderError::NotReady {
+                after: timeout,
+                waiting_for: "the page to load".into(),
+            })
         }
-    })?;
-    // `Page.navigate` returns once the new document is committed. From
-    // here the page's own ready signal decides; waiting for the load to
-    // "finish" as well adds most of a second and proves nothing.
-    step("committed");
+        Ok(Err(e)) if e.to_string().contains("BLOCKED_BY_CLIENT") => {
+            return Err(RenderError::Blocked(origin_of(&target.url)));
+        }
+        // Other navigation errors show on the error page: read below.
+        Ok(_) => {}
+    }
+    step("loaded");
 
-    // One round trip for where we landed, with what status, and whether
-    // the page settled: each CDP call costs up to 100 ms in headless_chrome.
-    let budget = deadline.saturating_duration_since(Instant::now());
-    let script = ready::wait_script(target.grafana, budget);
-    let answer = tab.evaluate(&script, true).map_err(browser_error)?;
+    let script = ready::wait_script(target.grafana, left());
+    let answer = evaluate(&page, script).await?;
     step("ready");
     let ready::Answer {
         href,
         status,
         outcome,
-    } = ready::Answer::parse(answer.value.as_ref().and_then(|v| v.as_str()));
+    } = ready::Answer::parse(Some(&answer));
     // A redirect to a blocked origin ends on Chrome's error page.
     if !policy.allows(&href) {
         return Err(RenderError::Blocked(if href.starts_with("chrome-error:") {
@@ -587,158 +654,167 @@ fn render_on(
     }
     // Fast PNG compression: a chart is a few hundred KiB either way, and
     // the default level costs more time than the whole page load.
-    let png = tab
-        .call_method(CaptureScreenshot {
-            format: Some(CaptureScreenshotFormatOption::Png),
-            quality: None,
-            clip: None,
-            from_surface: Some(true),
-            capture_beyond_viewport: None,
-            optimize_for_speed: Some(true),
-        })
-        .map_err(browser_error)
-        .and_then(|shot| {
-            base64::engine::general_purpose::STANDARD
-                .decode(shot.data)
-                .map_err(|e| RenderError::Browser(format!("screenshot: {e}")))
-        });
+    let shot = within(
+        left().max(Duration::from_secs(1)),
+        page.execute(
+            CaptureScreenshotParams::builder()
+                .format(CaptureScreenshotFormat::Png)
+                .from_surface(true)
+                .optimize_for_speed(true)
+                .build(),
+        ),
+    )
+    .await?;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(&shot.result.data)
+        .map_err(|e| RenderError::Browser(format!("screenshot: {e}")));
     step("screenshot");
     png
 }
 
-/// The request gate installed in every tab (see [`OriginPolicy`]).
-struct Gate {
+/// The request gate of one tab (see [`OriginPolicy`]): every request the
+/// page makes is paused until judged here. Each is answered on a task of
+/// its own, so a slow proxied fetch never holds up the others.
+async fn gate(
+    page: Page,
+    mut paused: chromiumoxide::listeners::EventStream<EventRequestPaused>,
     policy: Arc<OriginPolicy>,
-    proxy: reqwest::blocking::Client,
-}
-
-impl RequestInterceptor for Gate {
-    fn intercept(
-        &self,
-        _transport: Arc<Transport>,
-        _session_id: SessionId,
-        event: RequestPausedEvent,
-    ) -> RequestPausedDecision {
-        let params = event.params;
-        let request_id = params.request_id;
-        let request = params.request;
-        let verdict = self.policy.judge(&request.url);
-        let bearer = |wanted: bool| wanted.then(|| self.policy.token()).flatten();
-        match verdict {
-            Verdict::Block => {
-                warn!(message = "Blocked a request to an origin that is not allowed.", origin = %origin_of(&request.url));
-                RequestPausedDecision::Fail(FailRequest {
-                    request_id,
-                    error_reason: ErrorReason::BlockedByClient,
-                })
-            }
-            Verdict::Pass { bearer: false } => RequestPausedDecision::Continue(None),
-            Verdict::Pass { bearer: true } => {
-                RequestPausedDecision::Continue(Some(ContinueRequest {
-                    request_id,
-                    url: None,
-                    method: None,
-                    post_data: None,
-                    headers: Some(with_bearer(
-                        &request.headers.0,
-                        bearer(true).map(|t| t.expose()),
-                    )),
-                    intercept_response: None,
-                }))
-            }
-            Verdict::Proxy { bearer: wanted } => {
-                let token = bearer(wanted).map(|t| t.expose().to_string());
-                let started = Instant::now();
-                let fetched = fetch_loopback(&self.proxy, &request, token.as_deref());
-                debug!(message = "Fetched a loopback request.", origin = %origin_of(&request.url), ms = started.elapsed().as_millis() as u64);
-                match fetched {
-                    Ok(decision) => decision(request_id),
-                    Err(e) => {
-                        debug!(message = "Loopback fetch failed.", origin = %origin_of(&request.url), error = %e);
-                        RequestPausedDecision::Fail(FailRequest {
-                            request_id,
-                            error_reason: ErrorReason::ConnectionFailed,
-                        })
+    proxy: reqwest::Client,
+) {
+    while let Some(event) = paused.next().await {
+        let (page, policy, proxy) = (page.clone(), policy.clone(), proxy.clone());
+        tokio::spawn(async move {
+            let id = event.request_id.clone();
+            let request = &event.request;
+            let answered = match policy.judge(&request.url) {
+                Verdict::Block => {
+                    warn!(message = "Blocked a request to an origin that is not allowed.", origin = %origin_of(&request.url));
+                    page.execute(FailRequestParams::new(id, ErrorReason::BlockedByClient))
+                        .await
+                        .map(drop)
+                }
+                Verdict::Pass { bearer: false } => {
+                    page.execute(ContinueRequestParams::new(id)).await.map(drop)
+                }
+                Verdict::Pass { bearer: true } => {
+                    let mut params = ContinueRequestParams::new(id);
+                    params.headers = Some(with_bearer(
+                        request.headers.inner(),
+                        policy.token().map(|t| t.expose()),
+                    ));
+                    page.execute(params).await.map(drop)
+                }
+                Verdict::Proxy { bearer } => {
+                    let token = policy.token().filter(|_| bearer).map(|t| t.expose());
+                    let started = Instant::now();
+                    match fetch_loopback(&proxy, request, token).await {
+                        Ok(response) => {
+                            debug!(message = "Fetched a loopback request.", origin = %origin_of(&request.url), ms = started.elapsed().as_millis() as u64);
+                            let mut params = FulfillRequestParams::new(id, response.status);
+                            params.response_headers = Some(response.headers);
+                            params.body = Some(response.body.into());
+                            page.execute(params).await.map(drop)
+                        }
+                        Err(e) => {
+                            debug!(message = "Loopback fetch failed.", origin = %origin_of(&request.url), error = %e);
+                            page.execute(FailRequestParams::new(id, ErrorReason::ConnectionFailed))
+                                .await
+                                .map(drop)
+                        }
                     }
                 }
+            };
+            // A request the page gave up on (a navigation away) cannot be
+            // answered any more; nothing to do about it.
+            if let Err(e) = answered {
+                debug!(message = "A paused request was not answered.", error = %e);
             }
-        }
+        });
     }
 }
 
 /// The request's headers with `Authorization: Bearer` set (and any other
 /// Authorization dropped).
-fn with_bearer(headers: &Option<serde_json::Value>, token: Option<&str>) -> Vec<HeaderEntry> {
+fn with_bearer(headers: &serde_json::Value, token: Option<&str>) -> Vec<HeaderEntry> {
     let mut out: Vec<HeaderEntry> = headers
-        .as_ref()
-        .and_then(|h| h.as_object())
+        .as_object()
         .into_iter()
         .flatten()
         .filter(|(name, _)| !name.eq_ignore_ascii_case("authorization"))
-        .map(|(name, value)| HeaderEntry {
-            name: name.clone(),
-            value: value.as_str().unwrap_or_default().to_string(),
-        })
+        .map(|(name, value)| HeaderEntry::new(name.clone(), value.as_str().unwrap_or_default()))
         .collect();
     if let Some(token) = token {
-        out.push(HeaderEntry {
-            name: "Authorization".into(),
-            value: format!("Bearer {token}"),
-        });
+        out.push(HeaderEntry::new("Authorization", format!("Bearer {token}")));
     }
     out
 }
 
-type Fulfil =
-    Box<dyn FnOnce(headless_chrome::protocol::cdp::Fetch::RequestId) -> RequestPausedDecision>;
+/// A loopback response, ready to hand to the page.
+struct Proxied {
+    status: i64,
+    headers: Vec<HeaderEntry>,
+    /// Base64, as Fetch.fulfillRequest takes it.
+    body: String,
+}
 
 /// The most fanout reads of one proxied (loopback) response.
-const MAX_PROXIED_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_PROXIED_BYTES: usize = 64 * 1024 * 1024;
 
 /// Fetch a loopback URL ourselves (its certificate may name another host)
 /// and hand the response to the page as if the browser had fetched it.
-fn fetch_loopback(
-    client: &reqwest::blocking::Client,
-    request: &headless_chrome::protocol::cdp::Network::Request,
+async fn fetch_loopback(
+    client: &reqwest::Client,
+    request: &chromiumoxide::cdp::browser_protocol::network::Request,
     token: Option<&str>,
-) -> Result<Fulfil, RenderError> {
+) -> Result<Proxied, RenderError> {
     let method =
         reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut builder = client.request(method, &request.url);
-    for entry in with_bearer(&request.headers.0, token) {
+    for entry in with_bearer(request.headers.inner(), token) {
         builder = builder.header(entry.name, entry.value);
     }
-    if let Some(body) = &request.post_data {
-        builder = builder.body(body.clone());
+    // A POST's body (Grafana's queries) comes in base64 parts.
+    if let Some(entries) = &request.post_data_entries {
+        let mut body = Vec::new();
+        for entry in entries {
+            if let Some(bytes) = &entry.bytes {
+                let part = base64::engine::general_purpose::STANDARD
+                    .decode(AsRef::<str>::as_ref(bytes))
+                    .map_err(|e| RenderError::Browser(format!("loopback request body: {e}")))?;
+                body.extend_from_slice(&part);
+            }
+        }
+        builder = builder.body(body);
     }
-    let response = builder
+    let mut response = builder
         .send()
+        .await
         .map_err(|e| RenderError::Browser(format!("loopback fetch: {}", e.without_url())))?;
-    let status = response.status().as_u16();
-    let headers: Vec<HeaderEntry> = response
+    let status = i64::from(response.status().as_u16());
+    let headers = response
         .headers()
         .iter()
-        .map(|(name, value)| HeaderEntry {
-            name: name.to_string(),
-            value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        .map(|(name, value)| {
+            HeaderEntry::new(name.as_str(), String::from_utf8_lossy(value.as_bytes()))
         })
         .collect();
     // A page resource larger than this is not a chart: cut it rather than
     // let one loopback server fill fanout's memory.
     let mut body = Vec::new();
-    response
-        .take(MAX_PROXIED_BYTES)
-        .read_to_end(&mut body)
-        .map_err(|e| RenderError::Browser(format!("loopback read: {e}")))?;
-    let body = base64::engine::general_purpose::STANDARD.encode(&body);
-    Ok(Box::new(move |request_id| {
-        RequestPausedDecision::Fulfill(FulfillRequest {
-            request_id,
-            response_code: u32::from(status),
-            response_headers: Some(headers),
-            binary_response_headers: None,
-            body: Some(body),
-            response_phrase: None,
-        })
-    }))
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| RenderError::Browser(format!("loopback read: {}", e.without_url())))?
+    {
+        let room = MAX_PROXIED_BYTES.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if room <= chunk.len() {
+            break;
+        }
+    }
+    Ok(Proxied {
+        status,
+        headers,
+        body: base64::engine::general_purpose::STANDARD.encode(&body),
+    })
 }

@@ -103,7 +103,7 @@ async fn a_grafana_panel_is_captured_after_its_data_is_drawn() {
         "device scale factor 2 doubles the pixels"
     );
     assert!(n > 1_000);
-    assert_eq!(renderer.launches(), 1);
+    assert_eq!(renderer.launches().await, 1);
 }
 
 #[tokio::test]
@@ -331,7 +331,7 @@ async fn a_killed_browser_is_replaced() {
     let config = config(&grafana, "ignore_https_errors = true");
     let renderer = std::sync::Arc::new(ChartRenderer::new(&config.render).unwrap());
     renderer.warm_up().await.expect("chromium starts");
-    let pid = renderer.browser_pid().expect("a browser runs");
+    let pid = renderer.browser_pid().await.expect("a browser runs");
 
     let slow = tokio::spawn({
         let renderer = renderer.clone();
@@ -352,8 +352,8 @@ async fn a_killed_browser_is_replaced() {
         .await
         .expect("the next render succeeds");
     assert!(count_colour(&png, CHART_COLOUR).2 > 1_000);
-    assert_eq!(renderer.launches(), 2);
-    assert_ne!(renderer.browser_pid(), Some(pid));
+    assert_eq!(renderer.launches().await, 2);
+    assert_ne!(renderer.browser_pid().await, Some(pid));
 }
 
 fn grafana_config_file(

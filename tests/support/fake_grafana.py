@@ -81,6 +81,26 @@ Endpoints (auth = ``Authorization: Bearer TOKEN`` required, else
       variable and the panel query the page says "no query running" while
       showing nothing: a renderer that trusts one reading captures it blank.
 
+    * realistic mode: shaped like a Grafana 11/12 d-solo page as it loads
+      cold (counted in the README under Charts): the document links 2
+      stylesheets (which load 3 fonts and 2 images) and 7 scripts; the app
+      then loads 18 more script chunks in three waves (route, scenes,
+      panel plugin), reads ``/api/user``, ``/api/dashboards/uid/<uid>``
+      and ``/api/annotations``, runs a variable query
+      (``/api/variables/query``), then the panel's
+      query (``--delay-ms``), and draws ``--draw-ms`` later. It sets both
+      signals: the scene's query count and, when drawn,
+      ``panelsRendered = 1`` on a ``.panel-solo`` (so the puppeteer
+      baseline, which waits for ``panelsRendered``, runs on it too).
+      Static assets answer after ``--asset-ms``. 38 requests in all.
+
+``GET /public/build/<name>``
+    no auth; the realistic page's scripts, stylesheets, fonts and images,
+    after --asset-ms.
+
+``GET /api/user``, ``/api/dashboards/uid/<uid>``, ``/api/annotations``, ``/api/variables/query``
+    auth; small JSON, at once.
+
 ``GET /public/plugins/<name>.js``
     no auth; a script that sets ``window.__fgPlugin = true``, after
     --plugin-ms.
@@ -319,6 +339,114 @@ def staged_page(query_url):
 </script>
 </body></html>
 """
+
+
+# The realistic page's static assets: what a cold Grafana 11/12 d-solo load
+# fetches besides its document (see the module doc and the README).
+INITIAL_SCRIPTS = [f"app-{i}.js" for i in range(7)]
+CHUNK_WAVES = [
+    [f"route-{i}.js" for i in range(6)],
+    [f"scenes-{i}.js" for i in range(8)],
+    [f"panel-{i}.js" for i in range(4)],
+]
+STYLESHEETS = ["grafana.app.css", "grafana.dark.css"]
+FONTS = ["inter-regular.woff2", "inter-medium.woff2", "roboto-mono.woff2"]
+IMAGES = ["grafana_icon.svg", "bg.svg"]
+
+
+def realistic_page(uid, query_url):
+    links = "".join(
+        f'<link rel="stylesheet" href="/public/build/{name}">' for name in STYLESHEETS
+    )
+    scripts = "".join(
+        f'<script src="/public/build/{name}"></script>' for name in INITIAL_SCRIPTS
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Grafana</title>
+<style>{BASE_CSS}</style>
+{links}
+{scripts}
+</head><body>
+<div class="panel-solo"><div class="panel-container"><div aria-label="Panel loading bar" class="panel-loading"></div><canvas id="panel-canvas"></canvas></div></div>
+<div style="position:absolute;left:-9999px"><span class="fg0 im0">Grafana</span><span class="fg1 im1">Panel</span><span class="fg2">42</span></div>
+<script>
+(function () {{
+{JS_HELPERS}
+  var QUERY_URL = {js(query_url)};
+  var UID = {js(uid)};
+  var WAVES = {js(CHUNK_WAVES)};
+  var DRAW_MS = __DRAW_MS__;
+  window.panelsRendered = 0;
+  function running(delta) {{
+    window.__grafanaRunningQueryCount = (window.__grafanaRunningQueryCount || 0) + delta;
+  }}
+  function get(url) {{
+    return fetch(url, {{ credentials: 'same-origin', headers: {{ 'Accept': 'application/json' }} }})
+      .then(function (r) {{ if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); }});
+  }}
+  function chunk(name) {{
+    return new Promise(function (resolve) {{
+      var s = document.createElement('script');
+      s.src = '/public/build/' + name;
+      s.onload = s.onerror = function () {{ resolve(); }};
+      document.head.appendChild(s);
+    }});
+  }}
+  function wave(i) {{ return Promise.all(WAVES[i].map(chunk)); }}
+  // Boot: the route's chunks and the user, then the dashboard and the
+  // scene's chunks, then the scene runs annotations and a variable, loads
+  // the panel plugin, and runs the panel's query.
+  Promise.all([wave(0), get('/api/user')])
+    .then(function () {{ return Promise.all([wave(1), get('/api/dashboards/uid/' + UID)]); }})
+    .then(function () {{
+      window.__grafanaSceneContext = {{}};
+      running(1);
+      return Promise.all([get('/api/annotations?dashboardUID=' + UID), get('/api/variables/query')]);
+    }})
+    .then(function () {{ running(-1); return wave(2); }})
+    .then(function () {{ running(1); return get(QUERY_URL); }})
+    .then(function (data) {{
+      return new Promise(function (r) {{ setTimeout(function () {{ r(data); }}, DRAW_MS); }});
+    }})
+    .then(function (data) {{
+      var bar = document.querySelector('.panel-loading');
+      if (bar) bar.parentNode.removeChild(bar);
+      fgPaint(document.getElementById('panel-canvas'), function (ctx, W, H) {{
+        ctx.fillStyle = data.color;
+        ctx.fillRect(0, Math.floor(H / 3), W, H - Math.floor(H / 3));
+      }});
+    }})
+    .catch(function (e) {{ window.__fakeGrafanaError = String(e); }})
+    .then(function () {{
+      fgAfterPaint(function () {{ window.panelsRendered = 1; running(-1); }});
+    }});
+}})();
+</script>
+</body></html>
+"""
+
+
+def static_asset(name):
+    """A small static asset of the kind its name says."""
+    if name.endswith(".js"):
+        return "application/javascript", "window.__fgChunks = (window.__fgChunks || 0) + 1;\n" + "//" + "x" * 2048
+    if name.endswith(".css"):
+        fonts = "".join(
+            f"@font-face{{font-family:fg{i};src:url(/public/build/{f}) format('woff2')}}"
+            f".fg{i}{{font-family:fg{i}}}"
+            for i, f in enumerate(FONTS)
+        )
+        images = "".join(
+            f".im{i}{{background:url(/public/build/{f})}}" for i, f in enumerate(IMAGES)
+        )
+        # The fonts and images are used, so the browser fetches them.
+        return "text/css", fonts + images
+    if name.endswith(".woff2"):
+        return "font/woff2", b"wOF2" + b"\0" * 1024
+    if name.endswith(".svg"):
+        return "image/svg+xml", '<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'
+    return None, None
 
 
 def leak_page(target):
@@ -597,7 +725,24 @@ class Handler(BaseHTTPRequestHandler):
             query_url = "/api/ds/query?" + urlencode({"panelId": panel_id})
             if cfg.mode == "staged":
                 return self._html(staged_page(query_url))
+            if cfg.mode == "realistic":
+                page = realistic_page(segments[2], query_url)
+                return self._html(page.replace("__DRAW_MS__", str(cfg.draw_ms)))
             return self._html(dsolo_page(cfg.mode, query_url))
+
+        if get_like and path.startswith("/public/build/"):
+            kind, body = static_asset(path.rsplit("/", 1)[-1])
+            if kind is None:
+                return self._json(404, {"message": "Not found"})
+            time.sleep(cfg.asset_ms / 1000.0)
+            return self._send(200, body, kind)
+
+        if get_like and path in ("/api/user", "/api/annotations", "/api/variables/query") or (
+            get_like and path.startswith("/api/dashboards/uid/")
+        ):
+            if not self._authorized():
+                return self._unauthorized()
+            return self._json(200, {"id": 1, "ok": True})
 
         if get_like and path.startswith("/public/plugins/") and path.endswith(".js"):
             time.sleep(cfg.plugin_ms / 1000.0)
@@ -658,7 +803,11 @@ def parse_args(argv=None):
     p.add_argument("--token", required=True, help="required bearer token")
     p.add_argument("--org", type=int, default=1, help="the only valid orgId")
     p.add_argument("--delay-ms", type=int, default=400, help="data delay in ms")
-    p.add_argument("--mode", choices=("scenes", "legacy", "staged"), default="scenes")
+    p.add_argument(
+        "--mode", choices=("scenes", "legacy", "staged", "realistic"), default="scenes"
+    )
+    p.add_argument("--asset-ms", type=int, default=5, help="static asset delay in ms")
+    p.add_argument("--draw-ms", type=int, default=300, help="realistic: draw after the data, ms")
     p.add_argument("--plugin-ms", type=int, default=300, help="plugin chunk delay in ms")
     p.add_argument("--log", help="append one JSON line per request here")
     p.add_argument("--verbose", action="store_true", help="access log on stderr")
