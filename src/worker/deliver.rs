@@ -25,24 +25,99 @@ pub const SLOT_HEADER: &str = "fanout-slot";
 /// Where a failed send of several requests stopped (a resume point).
 pub const PROGRESS_HEADER: &str = "fanout-progress";
 
+/// What a delivery carries between attempts (in its message's headers,
+/// or from the stage that planned it for a first attempt there).
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// 1 on the first try.
+    pub number: u32,
+    /// When the first attempt began (unix ms): `max_age` counts from it.
+    pub first_ms: i64,
+    /// When the producer enqueued the job (unix ms), for the latency metric.
+    pub enqueued_ms: i64,
+    /// A rate-limit slot this delivery holds (unix ms), if any.
+    pub slot_ms: Option<i64>,
+    /// Where a failed send of several requests stopped.
+    pub progress: Option<String>,
+}
+
+impl Attempt {
+    /// The first attempt, made now.
+    pub fn first(enqueued_ms: i64) -> Self {
+        Self {
+            number: 1,
+            first_ms: chrono::Utc::now().timestamp_millis(),
+            enqueued_ms,
+            slot_ms: None,
+            progress: None,
+        }
+    }
+
+    fn of(message: &AmqpMessage) -> Self {
+        let headers = headers_of(message);
+        let int = |name: &str| headers.get(name).and_then(serde_json::Value::as_i64);
+        let now = chrono::Utc::now().timestamp_millis();
+        Self {
+            number: int(ATTEMPT_HEADER).unwrap_or(1).clamp(1, 1000) as u32,
+            first_ms: int(FIRST_HEADER).unwrap_or(now),
+            enqueued_ms: int(super::ENQUEUED_HEADER).unwrap_or(now),
+            slot_ms: int(SLOT_HEADER).filter(|s| *s > 0),
+            progress: headers
+                .get(PROGRESS_HEADER)
+                .and_then(serde_json::Value::as_str)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+        }
+    }
+}
+
+/// What became of one attempt.
+pub enum Attempted {
+    /// Sent and recorded, sent already, or no longer wanted: nothing left.
+    Done,
+    /// Not now: come back to the delivery queue at `due_ms` with these
+    /// headers (a rate-limit slot ahead, or a retry).
+    Later {
+        due_ms: i64,
+        headers: Vec<(&'static str, AMQPValue)>,
+    },
+    /// Permanent, or out of attempts: to `fanout.dead`.
+    Dead { label: String, reason: String },
+}
+
+/// The deliver stage's message: one delivery order, one attempt.
 pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     let order = match DeliveryOrder::decode(&message.data) {
         Ok(order) => order,
         Err(e) => return Disposition::dead("deliver", "malformed", e),
     };
-    let headers = headers_of(message);
-    let int = |name: &str| headers.get(name).and_then(serde_json::Value::as_i64);
+    match attempt(ctx, order, Attempt::of(message)).await {
+        Attempted::Done => Disposition::Done,
+        Attempted::Later { due_ms, headers } => Disposition::Later { due_ms, headers },
+        Attempted::Dead { label, reason } => Disposition::dead("deliver", label, reason),
+    }
+}
+
+/// One attempt at one delivery: the notification log (sent already?), the
+/// group's gate, the destination's rate limit, one send, the record. The
+/// deliver stage runs it for each message; the stages that plan
+/// deliveries run each target's first attempt themselves (see
+/// [`super::notify`]), so the common case costs no second queue hop.
+pub async fn attempt(ctx: &Context, order: DeliveryOrder, meta: Attempt) -> Attempted {
     let now = chrono::Utc::now().timestamp_millis();
-    let attempt = int(ATTEMPT_HEADER).unwrap_or(1).clamp(1, 1000) as u32;
-    let first = int(FIRST_HEADER).unwrap_or(now);
-    let enqueued = int(super::ENQUEUED_HEADER).unwrap_or(now);
+    let Attempt {
+        number: attempt,
+        first_ms: first,
+        enqueued_ms: enqueued,
+        slot_ms: held,
+        progress,
+    } = meta;
     let name = order.target.destination.clone();
     let Some(destination) = ctx.config.destinations.get(&name) else {
-        return Disposition::dead(
-            "deliver",
-            "unknown_destination",
-            format!("destination {name:?} is not in this worker's config"),
-        );
+        return Attempted::Dead {
+            label: "unknown_destination".into(),
+            reason: format!("destination {name:?} is not in this worker's config"),
+        };
     };
     let channel = destination.kind().name();
     let key = order.key();
@@ -63,7 +138,7 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     if sent.is_some() {
         info!(message = "Already sent; not sending again.", job = %key.job_id, destination = %name);
         ctx.metrics.delivery(channel, &name, "duplicate");
-        return Disposition::Done;
+        return Attempted::Done;
     }
     // A step planned before an acknowledge or resolve is not sent after it,
     // even if it waited for a rate-limit slot or a retry. A resolved notice
@@ -72,7 +147,7 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
         if let Gate::Stop(why) = group::gate(state.as_ref(), &order.job.id, chrono::Utc::now()) {
             info!(message = "Not sending: the chain was stopped.", job = %key.job_id, destination = %name, %why);
             ctx.metrics.delivery(channel, &name, "stopped");
-            return Disposition::Done;
+            return Attempted::Done;
         }
     }
     let thread = state
@@ -84,7 +159,6 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
         let images = order.charts.iter().filter(|c| c.has_image()).count();
         let cost = destination.channel.messages(images, &order.target);
         let scope = destination.channel.rate_scope(&name, &order.target);
-        let held = int(SLOT_HEADER).filter(|s| *s > 0);
         let at = match held {
             Some(at) => at,
             None => reserve(ctx, &scope, rate, cost, &name).await,
@@ -104,11 +178,7 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
         .into_delivery(ctx.charts.storage(), attempt, actions)
         .await;
     delivery.thread = thread;
-    delivery.progress = headers
-        .get(PROGRESS_HEADER)
-        .and_then(serde_json::Value::as_str)
-        .filter(|p| !p.is_empty())
-        .map(str::to_string);
+    delivery.progress = progress;
     // Loading the charts, or a backlog, may have made the send late: a
     // missed slot is given up for a new one rather than crowding the next.
     // A worker too busy to keep even a fresh slot sends after a few tries.
@@ -160,7 +230,7 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
                     channel: channel.to_string(),
                 })
                 .observe(latency);
-            Disposition::Done
+            Attempted::Done
         }
         Err(error) => {
             let age = Duration::from_millis((now - first).max(0) as u64);
@@ -180,7 +250,7 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
                         .inc();
                     // The wait counts from the answer, not from when we began:
                     // a `Retry-After: 1` means one second after it was said.
-                    Disposition::Later {
+                    Attempted::Later {
                         due_ms: chrono::Utc::now().timestamp_millis() + wait.as_millis() as i64,
                         headers: vec![
                             (ATTEMPT_HEADER, AMQPValue::LongLongInt(attempt as i64 + 1)),
@@ -203,14 +273,13 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
                     } else {
                         ("permanent", "permanent".to_string())
                     };
-                    Disposition::dead(
-                        "deliver",
-                        format!("{kind}_{}", error.reason),
-                        format!(
+                    Attempted::Dead {
+                        label: format!("{kind}_{}", error.reason),
+                        reason: format!(
                             "{name} ({channel}): {why}: {}: {}",
                             error.reason, error.message
                         ),
-                    )
+                    }
                 }
             }
         }
@@ -231,14 +300,14 @@ async fn reserve(ctx: &Context, scope: &str, rate: RateLimit, cost: u32, name: &
 }
 
 /// Wait in the delay tiers for the slot at `at`, holding it.
-fn rate_limited(ctx: &Context, name: &str, at: i64) -> Disposition {
+fn rate_limited(ctx: &Context, name: &str, at: i64) -> Attempted {
     ctx.metrics
         .rate_limited
         .get_or_create(&DestinationLabels {
             destination: name.to_string(),
         })
         .inc();
-    Disposition::Later {
+    Attempted::Later {
         due_ms: at,
         headers: vec![(SLOT_HEADER, AMQPValue::LongLongInt(at))],
     }

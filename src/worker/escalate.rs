@@ -175,7 +175,7 @@ async fn start(
                 ctx.metrics.chain("resolved");
                 // The producer's words for the resolution, the chain's id.
                 chain_job.alert = alert;
-                Disposition::Forward(notify::resolved_notices(ctx, &chain_job, &notify))
+                Disposition::Forward(notify::resolved_notices(ctx, &chain_job, &notify).await)
             }
             // No chain ever ran for it: deliver it as it is, once.
             Applied::UnknownGroup => {
@@ -304,7 +304,7 @@ async fn step(
         .await?;
     if let Some(Applied::Resolved { job, notify }) = applied {
         ctx.metrics.chain("resolved");
-        out.extend(notify::resolved_notices(ctx, &job, &notify));
+        out.extend(notify::resolved_notices(ctx, &job, &notify).await);
     }
     Ok(Disposition::Forward(out))
 }
@@ -378,7 +378,7 @@ async fn apply_signal(ctx: &Context, signal: Signal) -> Disposition {
     match applied {
         Applied::Resolved { job, notify } => {
             ctx.metrics.chain("resolved");
-            Disposition::Forward(notify::resolved_notices(ctx, &job, &notify))
+            Disposition::Forward(notify::resolved_notices(ctx, &job, &notify).await)
         }
         _ => Disposition::Done,
     }

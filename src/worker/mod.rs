@@ -133,6 +133,9 @@ pub struct Outgoing {
     pub body: Vec<u8>,
     pub headers: FieldTable,
     pub due_ms: Option<i64>,
+    /// To `fanout.dead` instead, as if it had failed in `route`:
+    /// (stage, metrics label, reason).
+    pub dead: Option<(&'static str, String, String)>,
 }
 
 impl Outgoing {
@@ -144,6 +147,25 @@ impl Outgoing {
             body,
             headers: enqueued_header(enqueued),
             due_ms: None,
+            dead: None,
+        }
+    }
+
+    /// A message that failed for good before it was ever queued (a first
+    /// attempt made by the stage that planned it): a dead letter of `route`.
+    pub fn dead(
+        route: Route,
+        body: Vec<u8>,
+        stage: &'static str,
+        label: String,
+        reason: String,
+    ) -> Self {
+        Self {
+            route,
+            body,
+            headers: FieldTable::default(),
+            due_ms: None,
+            dead: Some((stage, label, reason)),
         }
     }
 
@@ -449,6 +471,15 @@ async fn settle(
         Disposition::Done => Ok(()),
         Disposition::Forward(outgoing) => {
             let sends = outgoing.into_iter().map(|o| async move {
+                if let Some((stage, label, reason)) = o.dead {
+                    warn!(message = "Dead-lettering a message.", stage, %reason);
+                    ctx.metrics.dead(stage, label);
+                    let properties = lapin::BasicProperties::default()
+                        .with_content_type("application/json".into());
+                    return broker
+                        .dead_letter(&o.body, &properties, o.route, stage, &reason)
+                        .await;
+                }
                 match o.due_ms {
                     None => broker.send_to(o.route, &o.body, o.headers).await,
                     Some(due_ms) => {

@@ -1,14 +1,21 @@
-//! A notify step → one delivery message per target, each target judged by
-//! its destination's default suppression when the job sets none of its own.
-//! Used by the escalate stage (jobs without charts) and the render stage.
+//! A notify step → one delivery per target, each target judged by its
+//! destination's default suppression when the job sets none of its own,
+//! and each first attempted right here ([`attempt_or_forward`]). Used by
+//! the escalate stage (jobs without charts, resolved notices) and the
+//! render stage.
 
 use chrono::Utc;
 use tracing::{info, warn};
 
+use lapin::types::AMQPValue;
+
+use super::deliver::{self, Attempted};
 use super::message::DeliveryOrder;
+use super::pool::Stage;
 use super::{Context, Outgoing};
 use crate::broker::Route;
 use crate::chain::{Cursor, RESOLVED_STEP};
+use crate::channels::ChannelKind;
 use crate::deliver::ChartImage;
 use crate::job::{Job, Suppress, Target};
 use crate::metrics::ScopeLabels;
@@ -21,7 +28,7 @@ pub async fn deliveries(
     charts: &[ChartImage],
     enqueued: i64,
 ) -> Vec<Outgoing> {
-    let mut out = Vec::new();
+    let mut out: Vec<(ChannelKind, DeliveryOrder)> = Vec::new();
     for planned in crate::plan::plan(&cursor.job, cursor.step) {
         // Validation checked every destination against this config.
         let Some(destination) = ctx.config.destinations.get(&planned.target.destination) else {
@@ -45,19 +52,62 @@ pub async fn deliveries(
         }
         let order =
             DeliveryOrder::new(&cursor.job, planned, charts).in_round(cursor.round, suppressed);
-        out.push(Outgoing::now(
-            Route::Deliver(destination.kind()),
-            order.encode(),
-            enqueued,
-        ));
+        out.push((destination.kind(), order));
     }
-    out
+    attempt_or_forward(ctx, out, enqueued).await
+}
+
+/// Each order's first attempt, made here when this pool delivers its
+/// channel (the common case: the alert goes out with no second queue
+/// hop); what is left — a retry, a rate-limit slot ahead, a channel
+/// another pool delivers — becomes a message on its delivery queue, and a
+/// permanent failure a dead letter. The message being handled is acked
+/// only once every send here is recorded and every message confirmed, so
+/// a crash repeats the step and the notification log stops a second send.
+async fn attempt_or_forward(
+    ctx: &Context,
+    orders: Vec<(ChannelKind, DeliveryOrder)>,
+    enqueued: i64,
+) -> Vec<Outgoing> {
+    let inline =
+        |kind: &ChannelKind| ctx.pool.runs(Stage::Deliver) && ctx.pool.channels.contains(kind);
+    let attempts = orders.into_iter().map(|(kind, order)| async move {
+        let route = Route::Deliver(kind);
+        if !inline(&kind) {
+            return Some(Outgoing::now(route, order.encode(), enqueued));
+        }
+        let body = order.encode();
+        let first = deliver::Attempt::first(enqueued);
+        let first_ms = first.first_ms;
+        match deliver::attempt(ctx, order, first).await {
+            Attempted::Done => None,
+            Attempted::Later { due_ms, headers } => {
+                let mut out = Outgoing::at(route, body, enqueued, due_ms);
+                for (name, value) in headers {
+                    out.headers.insert(name.into(), value);
+                }
+                out.headers.insert(
+                    deliver::FIRST_HEADER.into(),
+                    AMQPValue::LongLongInt(first_ms),
+                );
+                Some(out)
+            }
+            Attempted::Dead { label, reason } => {
+                Some(Outgoing::dead(route, body, "deliver", label, reason))
+            }
+        }
+    });
+    futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The "resolved" notice to each target notified in the group's chain.
-pub fn resolved_notices(ctx: &Context, job: &Job, targets: &[Target]) -> Vec<Outgoing> {
+pub async fn resolved_notices(ctx: &Context, job: &Job, targets: &[Target]) -> Vec<Outgoing> {
     let now = Utc::now().timestamp_millis();
-    targets
+    let orders = targets
         .iter()
         .enumerate()
         .filter_map(|(i, target)| {
@@ -72,9 +122,10 @@ pub fn resolved_notices(ctx: &Context, job: &Job, targets: &[Target]) -> Vec<Out
                 },
                 &[],
             );
-            Some(Outgoing::now(Route::Deliver(kind), order.encode(), now))
+            Some((kind, order))
         })
-        .collect()
+        .collect();
+    attempt_or_forward(ctx, orders, now).await
 }
 
 /// Judge `job` against a suppression rule in `scope`. A key that does not

@@ -419,7 +419,13 @@ def realistic_page(uid, query_url):
     }})
     .catch(function (e) {{ window.__fakeGrafanaError = String(e); }})
     .then(function () {{
-      fgAfterPaint(function () {{ window.panelsRendered = 1; running(-1); }});
+      // As React does after a panel renders: the flag, then a DOM commit
+      // (which is what a mutation-polling waiter looks again on).
+      fgAfterPaint(function () {{
+        window.panelsRendered = 1;
+        running(-1);
+        document.body.setAttribute('data-panel-rendered', '1');
+      }});
     }});
 }})();
 </script>
