@@ -34,7 +34,18 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const TARGETS: usize = 5;
+/// Targets per job: `FANOUT_BENCH_TARGETS` (default 5; 1 is the common
+/// case of one alert to one team channel).
+fn targets() -> usize {
+    static TARGETS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *TARGETS.get_or_init(|| {
+        std::env::var("FANOUT_BENCH_TARGETS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| (1..=20).contains(n))
+            .unwrap_or(5)
+    })
+}
 
 /// The loopback sink: counts POSTs and when each job's delivery arrived.
 #[derive(Clone, Default)]
@@ -59,7 +70,7 @@ async fn count(State(sink): State<Sink>) -> String {
 }
 
 fn job(id: &str) -> Vec<u8> {
-    let targets: Vec<String> = (0..TARGETS)
+    let targets: Vec<String> = (0..targets())
         .map(|k| format!(r#"{{"destination":"hook{k}"}}"#))
         .collect();
     format!(
@@ -78,58 +89,25 @@ fn quorum() -> FieldTable {
     args
 }
 
-/// (a) The broker alone on fanout's path: jobs into a quorum queue; a
-/// consumer publishes TARGETS messages (confirmed) into a second quorum
-/// queue per job and acks; a second consumer acks those. No other work.
+/// (a) The broker alone on fanout's path: jobs published (confirmed)
+/// into a quorum queue and consumed with manual acks, one hop per job, as
+/// fanout takes each target's first attempt in the stage that consumes
+/// the job. Counted in deliveries (jobs × targets). No other work.
 async fn broker_ceiling(jobs: usize, prefix: &str) -> f64 {
     let conn = Connection::connect(URL, ConnectionProperties::default())
         .await
         .expect("RabbitMQ on 127.0.0.1:5672 (rabbitmq-server -detached)");
-    let (qa, qb) = (
-        format!("{prefix}ceiling.jobs"),
-        format!("{prefix}ceiling.deliver"),
-    );
+    let qa = format!("{prefix}ceiling.jobs");
     let setup = conn.create_channel().await.unwrap();
-    for q in [&qa, &qb] {
-        setup
-            .queue_declare(q.as_str().into(), QueueDeclareOptions::durable(), quorum())
-            .await
-            .unwrap();
-    }
+    setup
+        .queue_declare(qa.as_str().into(), QueueDeclareOptions::durable(), quorum())
+        .await
+        .unwrap();
     let done = Arc::new(tokio::sync::Notify::new());
     let acked = Arc::new(AtomicU64::new(0));
-    let total = (jobs * TARGETS) as u64;
-
-    // Stage B: ack.
-    let b = conn.create_channel().await.unwrap();
-    b.basic_qos(64, BasicQosOptions::default()).await.unwrap();
-    let mut consumer_b = b
-        .basic_consume(
-            qb.as_str().into(),
-            "b".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let (acked_b, done_b) = (acked.clone(), done.clone());
-    tokio::spawn(async move {
-        while let Some(Ok(m)) = consumer_b.next().await {
-            m.ack(BasicAckOptions::default()).await.unwrap();
-            if acked_b.fetch_add(1, Ordering::Relaxed) + 1 == total {
-                done_b.notify_one();
-            }
-        }
-    });
-    // Stage A: fan out with confirms, then ack.
+    let total = jobs as u64;
     let a = conn.create_channel().await.unwrap();
     a.basic_qos(32, BasicQosOptions::default()).await.unwrap();
-    let publish = conn.create_channel().await.unwrap();
-    publish
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let publish = Arc::new(publish);
     let mut consumer_a = a
         .basic_consume(
             qa.as_str().into(),
@@ -139,33 +117,13 @@ async fn broker_ceiling(jobs: usize, prefix: &str) -> f64 {
         )
         .await
         .unwrap();
-    let qb2 = qb.clone();
+    let (acked_a, done_a) = (acked.clone(), done.clone());
     tokio::spawn(async move {
         while let Some(Ok(m)) = consumer_a.next().await {
-            let (publish, qb) = (publish.clone(), qb2.clone());
-            tokio::spawn(async move {
-                let sends = (0..TARGETS).map(|_| {
-                    let publish = publish.clone();
-                    let qb = qb.clone();
-                    let body = m.data.clone();
-                    async move {
-                        publish
-                            .basic_publish(
-                                "".into(),
-                                qb.as_str().into(),
-                                BasicPublishOptions::default(),
-                                &body,
-                                BasicProperties::default().with_delivery_mode(2),
-                            )
-                            .await
-                            .unwrap()
-                            .await
-                            .unwrap();
-                    }
-                });
-                futures::future::join_all(sends).await;
-                m.ack(BasicAckOptions::default()).await.unwrap();
-            });
+            m.ack(BasicAckOptions::default()).await.unwrap();
+            if acked_a.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                done_a.notify_one();
+            }
         }
     });
     let producer = conn.create_channel().await.unwrap();
@@ -191,13 +149,11 @@ async fn broker_ceiling(jobs: usize, prefix: &str) -> f64 {
         .await
         .expect("the ceiling run finished");
     let elapsed = started.elapsed().as_secs_f64();
-    for q in [&qa, &qb] {
-        let _ = setup
-            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
+    let _ = setup
+        .queue_delete(qa.as_str().into(), QueueDeleteOptions::default())
+        .await;
     let _ = conn.close(200, "done".into()).await;
-    total as f64 / elapsed
+    (jobs * targets()) as f64 / elapsed
 }
 
 /// Resident memory (KiB) and CPU seconds of a process.
@@ -238,6 +194,7 @@ struct FanoutRun {
     per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    max_ms: f64,
     rss_idle_kib: u64,
     rss_peak_kib: u64,
     cpu_us_per_delivery: f64,
@@ -250,9 +207,10 @@ async fn fanout_run(
     prefix: &str,
     sink_url: &str,
     sink: &Sink,
+    rate: Option<f64>,
 ) -> FanoutRun {
     let dir = tempfile::tempdir().unwrap();
-    let hooks: String = (0..TARGETS)
+    let hooks: String = (0..targets())
         .map(|k| format!("[destinations.hook{k}]\nchannel = \"webhook\"\nurl = \"{sink_url}\"\ntimeout = \"10s\"\n\n"))
         .collect();
     let cfg = dir.path().join("fanout.toml");
@@ -325,6 +283,11 @@ async fn fanout_run(
     let mut published = HashMap::new();
     let start = Instant::now();
     for i in 0..jobs {
+        // At a steady rate: job i goes out at i / rate seconds.
+        if let Some(rate) = rate {
+            let at = start + Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(at.into()).await;
+        }
         let id = format!("b-{i}");
         ch.basic_publish(
             format!("{prefix}fanout").as_str().into(),
@@ -340,7 +303,7 @@ async fn fanout_run(
         published.insert(id, Instant::now());
     }
     ch.wait_for_confirms().await.unwrap();
-    let total = (jobs * TARGETS) as u64;
+    let total = (jobs * targets()) as u64;
     let mut rss_peak_kib = rss_idle_kib;
     while sink.count.load(Ordering::Relaxed) - before < total {
         rss_peak_kib = rss_peak_kib.max(rss_kib(pid));
@@ -382,6 +345,7 @@ async fn fanout_run(
         per_s: total as f64 / elapsed,
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
+        max_ms: pct(1.0),
         rss_idle_kib,
         rss_peak_kib,
         cpu_us_per_delivery: cpu * 1e6 / total as f64,
@@ -408,7 +372,7 @@ fn celery_run(
             "--jobs",
             &jobs.to_string(),
             "--targets",
-            &TARGETS.to_string(),
+            &targets().to_string(),
         ])
         .args(["--pool", pool, "--concurrency", &concurrency.to_string()])
         .stderr(Stdio::inherit())
@@ -442,22 +406,25 @@ fn main() {
         let _ = axum::serve(listener, app).await;
     });
 
-    let total = jobs * TARGETS;
-    println!("{jobs} jobs × {TARGETS} webhook targets = {total} deliveries through RabbitMQ to a loopback sink\n");
+    let total = jobs * targets();
+    println!(
+        "{jobs} jobs × {} webhook targets = {total} deliveries through RabbitMQ to a loopback sink\n",
+        targets()
+    );
     let ceiling = rt.block_on(broker_ceiling(jobs, &prefix));
     let this = std::path::Path::new(env!("CARGO_BIN_EXE_fanout"));
-    let f = rt.block_on(fanout_run(this, jobs, &prefix, &sink_url, &sink));
+    let f = rt.block_on(fanout_run(this, jobs, &prefix, &sink_url, &sink, None));
     if let Ok(baseline) = std::env::var("FANOUT_BENCH_BASELINE") {
         let baseline = std::path::Path::new(&baseline);
         let mut runs = (Vec::new(), vec![f.per_s]);
         for round in 0..2 {
             runs.0.push(
-                rt.block_on(fanout_run(baseline, jobs, &prefix, &sink_url, &sink))
+                rt.block_on(fanout_run(baseline, jobs, &prefix, &sink_url, &sink, None))
                     .per_s,
             );
             if round == 0 {
                 runs.1.push(
-                    rt.block_on(fanout_run(this, jobs, &prefix, &sink_url, &sink))
+                    rt.block_on(fanout_run(this, jobs, &prefix, &sink_url, &sink, None))
                         .per_s,
                 );
             }
@@ -508,6 +475,31 @@ fn main() {
         "fanout RSS: idle {} KiB, peak {} KiB; CPU {:.0} µs per delivery",
         f.rss_idle_kib, f.rss_peak_kib, f.cpu_us_per_delivery
     );
+    // Latency at a steady rate: half of the peak just measured, for
+    // FANOUT_BENCH_STEADY_SECS (60), publishing each job on its schedule.
+    let secs: f64 = std::env::var("FANOUT_BENCH_STEADY_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60.0);
+    if secs > 0.0 {
+        let rate = f.per_s / 2.0 / targets() as f64;
+        let steady_jobs = (rate * secs) as usize;
+        let s = rt.block_on(fanout_run(
+            this,
+            steady_jobs,
+            &prefix,
+            &sink_url,
+            &sink,
+            Some(rate),
+        ));
+        println!(
+            "fanout at a steady {:.0} deliveries/s for {secs:.0} s (half of peak, no chart): enqueue→delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            rate * targets() as f64,
+            s.p50_ms,
+            s.p99_ms,
+            s.max_ms
+        );
+    }
     for (name, v) in [("prefork", &prefork), ("threads", &threads)] {
         println!(
             "celery {name}: RSS idle {} KiB, peak {} KiB (process tree); CPU {:.0} µs per delivery",
