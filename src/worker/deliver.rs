@@ -39,6 +39,10 @@ pub struct Attempt {
     pub slot_ms: Option<i64>,
     /// Where a failed send of several requests stopped.
     pub progress: Option<String>,
+    /// The group's state, when the stage making this first attempt has
+    /// just started the group's chain: nothing of it can be in the
+    /// notification log, so neither needs reading again.
+    pub known: Option<Option<GroupState>>,
 }
 
 impl Attempt {
@@ -50,6 +54,7 @@ impl Attempt {
             enqueued_ms,
             slot_ms: None,
             progress: None,
+            known: None,
         }
     }
 
@@ -67,6 +72,7 @@ impl Attempt {
                 .and_then(serde_json::Value::as_str)
                 .filter(|p| !p.is_empty())
                 .map(str::to_string),
+            known: None,
         }
     }
 }
@@ -111,6 +117,7 @@ pub async fn attempt(ctx: &Context, order: DeliveryOrder, meta: Attempt) -> Atte
         enqueued_ms: enqueued,
         slot_ms: held,
         progress,
+        known,
     } = meta;
     let name = order.target.destination.clone();
     let Some(destination) = ctx.config.destinations.get(&name) else {
@@ -122,12 +129,17 @@ pub async fn attempt(ctx: &Context, order: DeliveryOrder, meta: Attempt) -> Atte
     let channel = destination.kind().name();
     let key = order.key();
     let group_id = order.job.alert.group_id.clone();
-    // Sent already? And the group's state: one read for both.
-    let (sent, state) = match ctx
-        .store
-        .lookup::<GroupState>(&key, group::KIND, &group_id)
-        .await
-    {
+    // Sent already? And the group's state: one read for both (none when
+    // this message has just started the chain).
+    let looked_up = match known {
+        Some(state) => Ok((None, state)),
+        None => {
+            ctx.store
+                .lookup::<GroupState>(&key, group::KIND, &group_id)
+                .await
+        }
+    };
+    let (sent, state) = match looked_up {
         Ok(found) => found,
         // Sending twice is better than not paging at all.
         Err(e) => {

@@ -136,7 +136,7 @@ pub async fn handle_step(ctx: &Context, message: &AmqpMessage) -> Disposition {
         .get::<GroupState>(group::KIND, &cursor.job.alert.group_id)
         .await;
     match state {
-        Ok(state) => match step(ctx, cursor, state, enqueued, scheduled).await {
+        Ok(state) => match step(ctx, cursor, state, enqueued, scheduled, Fresh::No).await {
             Ok(disposition) => disposition,
             Err(e) => store_unavailable(e),
         },
@@ -180,7 +180,7 @@ async fn start(
             // No chain ever ran for it: deliver it as it is, once.
             Applied::UnknownGroup => {
                 let cursor = Cursor::start(job, None);
-                Disposition::Forward(notify::deliveries(ctx, &cursor, &[], enqueued).await)
+                Disposition::Forward(notify::deliveries(ctx, &cursor, &[], enqueued, None).await)
             }
             Applied::Unchanged | Applied::Changed => Disposition::Done,
         });
@@ -203,12 +203,15 @@ async fn start(
     }
     let claimed = job.clone();
     // The claim hands back the group's state too: the first step reads it.
-    let (claim, state) = ctx
+    // A chain started by this very claim (not a redelivery of the message
+    // that started it) can have nothing in the notification log yet.
+    let (claim, state, fresh) = ctx
         .store
         .update(group::KIND, &group_id, move |s| {
             let (new, claim) = group::claim(s.clone(), &claimed, now);
+            let fresh = new.is_some() && claim == Claim::Started;
             let state = new.clone().or(s);
-            (new, (claim, state))
+            (new, (claim, state, fresh))
         })
         .await?;
     match claim {
@@ -219,7 +222,16 @@ async fn start(
         }
         Claim::Started => {
             ctx.metrics.chain("started");
-            step(ctx, Cursor::start(job, summary), state, enqueued, stamped).await
+            let first = Fresh::from(fresh);
+            step(
+                ctx,
+                Cursor::start(job, summary),
+                state,
+                enqueued,
+                stamped,
+                first,
+            )
+            .await
         }
     }
 }
@@ -227,12 +239,32 @@ async fn start(
 /// Run the chain from the cursor: check the group's `state`, run the
 /// notify steps due now, park the cursor for the next wait (counted from
 /// when this step was `scheduled`, see [`chain::wait_from`]).
+/// Whether the chain was started by the message being handled: then its
+/// first notify needs no read of the notification log (nothing of this
+/// chain can be there yet) and the group's state is the one just written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    Yes,
+    No,
+}
+
+impl From<bool> for Fresh {
+    fn from(fresh: bool) -> Self {
+        if fresh {
+            Fresh::Yes
+        } else {
+            Fresh::No
+        }
+    }
+}
+
 async fn step(
     ctx: &Context,
     cursor: Cursor,
     state: Option<GroupState>,
     enqueued: i64,
     scheduled: Option<DateTime<Utc>>,
+    fresh: Fresh,
 ) -> Result<Disposition, StoreError> {
     let now = Utc::now();
     let group_id = cursor.job.alert.group_id.clone();
@@ -271,7 +303,10 @@ async fn step(
             at.suppressed = cursor.suppressed.clone();
         }
         if at.job.charts.is_empty() {
-            out.extend(notify::deliveries(ctx, &at, &[], enqueued).await);
+            // Only the first notice: a later one in this message may
+            // continue a conversation the first opened (a Slack thread).
+            let known = (i == 0 && fresh == Fresh::Yes).then_some(state.as_ref());
+            out.extend(notify::deliveries(ctx, &at, &[], enqueued, known).await);
         } else {
             out.push(Outgoing::now(Route::Render, at.encode(), enqueued));
         }

@@ -14,6 +14,7 @@ use super::message::DeliveryOrder;
 use super::pool::Stage;
 use super::{Context, Outgoing};
 use crate::broker::Route;
+use crate::chain::group::GroupState;
 use crate::chain::{Cursor, RESOLVED_STEP};
 use crate::channels::ChannelKind;
 use crate::deliver::ChartImage;
@@ -22,11 +23,15 @@ use crate::metrics::ScopeLabels;
 use crate::suppress::{self, Verdict};
 
 /// The deliveries of the cursor's notify step, in plan order.
+/// `known`: the group's state when the message being handled has just
+/// started the chain (nothing of it can be in the notification log yet),
+/// so the first attempts need not read the store again.
 pub async fn deliveries(
     ctx: &Context,
     cursor: &Cursor,
     charts: &[ChartImage],
     enqueued: i64,
+    known: Option<Option<&GroupState>>,
 ) -> Vec<Outgoing> {
     let mut out: Vec<(ChannelKind, DeliveryOrder)> = Vec::new();
     for planned in crate::plan::plan(&cursor.job, cursor.step) {
@@ -54,7 +59,7 @@ pub async fn deliveries(
             DeliveryOrder::new(&cursor.job, planned, charts).in_round(cursor.round, suppressed);
         out.push((destination.kind(), order));
     }
-    attempt_or_forward(ctx, out, enqueued).await
+    attempt_or_forward(ctx, out, enqueued, known).await
 }
 
 /// Each order's first attempt, made here when this pool delivers its
@@ -68,6 +73,7 @@ async fn attempt_or_forward(
     ctx: &Context,
     orders: Vec<(ChannelKind, DeliveryOrder)>,
     enqueued: i64,
+    known: Option<Option<&GroupState>>,
 ) -> Vec<Outgoing> {
     let inline =
         |kind: &ChannelKind| ctx.pool.runs(Stage::Deliver) && ctx.pool.channels.contains(kind);
@@ -77,7 +83,8 @@ async fn attempt_or_forward(
             return Some(Outgoing::now(route, order.encode(), enqueued));
         }
         let body = order.encode();
-        let first = deliver::Attempt::first(enqueued);
+        let mut first = deliver::Attempt::first(enqueued);
+        first.known = known.map(|state| state.cloned());
         let first_ms = first.first_ms;
         match deliver::attempt(ctx, order, first).await {
             Attempted::Done => None,
@@ -125,7 +132,7 @@ pub async fn resolved_notices(ctx: &Context, job: &Job, targets: &[Target]) -> V
             Some((kind, order))
         })
         .collect();
-    attempt_or_forward(ctx, orders, now).await
+    attempt_or_forward(ctx, orders, now, None).await
 }
 
 /// Judge `job` against a suppression rule in `scope`. A key that does not

@@ -45,5 +45,5 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
         .get(super::ENQUEUED_HEADER)
         .and_then(serde_json::Value::as_i64)
         .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-    Disposition::Forward(super::notify::deliveries(ctx, &cursor, &charts, enqueued).await)
+    Disposition::Forward(super::notify::deliveries(ctx, &cursor, &charts, enqueued, None).await)
 }
