@@ -136,7 +136,7 @@ pub async fn handle_step(ctx: &Context, message: &AmqpMessage) -> Disposition {
         .get::<GroupState>(group::KIND, &cursor.job.alert.group_id)
         .await;
     match state {
-        Ok(state) => match step(ctx, cursor, state, enqueued, scheduled, Fresh::No).await {
+        Ok(state) => match step(ctx, cursor, state, enqueued, scheduled, Fresh::No, None).await {
             Ok(disposition) => disposition,
             Err(e) => store_unavailable(e),
         },
@@ -202,18 +202,30 @@ async fn start(
         }
     }
     let claimed = job.clone();
-    // The claim hands back the group's state too: the first step reads it.
-    // A chain started by this very claim (not a redelivery of the message
-    // that started it) can have nothing in the notification log yet.
+    // What the chain's first message runs, worked out before the claim so
+    // that a chain started by this very claim (not a redelivery of the
+    // message that started it) is noted in the same write: its steps, and
+    // that nothing of it can be in the notification log yet.
+    let cursor = Cursor::start(job, summary);
+    let (notices, then) = chain::advance(&cursor, now, chain::wait_from(stamped, now));
+    let foldable = then != Then::Resolve;
+    let noting = (notices.clone(), then.clone());
     let (claim, state, fresh) = ctx
         .store
         .update(group::KIND, &group_id, move |s| {
             let (new, claim) = group::claim(s.clone(), &claimed, now);
             let fresh = new.is_some() && claim == Claim::Started;
+            let new = match new {
+                Some(started) if fresh && foldable => {
+                    group::note_steps(Some(started), &claimed, &noting.0, &noting.1, now)
+                }
+                other => other,
+            };
             let state = new.clone().or(s);
             (new, (claim, state, fresh))
         })
         .await?;
+    let job = cursor.job.clone();
     match claim {
         Claim::Joined { chain } => {
             info!(message = "Joined the group's running chain; not sent.", job = %job.id, group = %group_id, %chain);
@@ -223,15 +235,8 @@ async fn start(
         Claim::Started => {
             ctx.metrics.chain("started");
             let first = Fresh::from(fresh);
-            step(
-                ctx,
-                Cursor::start(job, summary),
-                state,
-                enqueued,
-                stamped,
-                first,
-            )
-            .await
+            let noted = (fresh && foldable).then_some((notices, then));
+            step(ctx, cursor, state, enqueued, stamped, first, noted).await
         }
     }
 }
@@ -265,6 +270,7 @@ async fn step(
     enqueued: i64,
     scheduled: Option<DateTime<Utc>>,
     fresh: Fresh,
+    noted: Option<(Vec<chain::Notice>, Then)>,
 ) -> Result<Disposition, StoreError> {
     let now = Utc::now();
     let group_id = cursor.job.alert.group_id.clone();
@@ -295,7 +301,10 @@ async fn step(
             return Ok(Disposition::Forward(vec![park(&cursor, look, enqueued)]));
         }
     }
-    let (notices, then) = chain::advance(&cursor, now, chain::wait_from(scheduled, now));
+    // Steps the claim has noted already come worked out; others now.
+    let already_noted = noted.is_some();
+    let (notices, then) =
+        noted.unwrap_or_else(|| chain::advance(&cursor, now, chain::wait_from(scheduled, now)));
     let mut out = Vec::new();
     for (i, notice) in notices.iter().enumerate() {
         let mut at = cursor.at(notice.step, notice.round);
@@ -317,6 +326,9 @@ async fn step(
         }
         Then::Finish => ctx.metrics.chain("finished"),
         Then::Resolve => {}
+    }
+    if already_noted {
+        return Ok(Disposition::Forward(out));
     }
     // One write for the steps run, and for a `resolve` step's resolve.
     let (job, noted) = (cursor.job.clone(), then.clone());
