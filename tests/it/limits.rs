@@ -3,17 +3,10 @@
 //! fake are in `chat.rs`; Slack's blocks and PrometheusAlert's text limit
 //! are unit tests in their channel folders).
 
-use crate::support::{fanout_in, write_file};
-
 #[test]
 fn a_long_title_is_cut_in_the_subject_and_the_status_and_service_stay() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(
-        dir.path(),
-        "fanout.toml",
-        "[destinations.mail]\nchannel = \"email\"\nsmtp_url = \"smtp://127.0.0.1:25\"\n\
-         from = \"fanout <fanout@localhost>\"\nto = [\"oncall@example.com\"]\n",
-    );
+    let config = "[destinations.mail]\nchannel = \"email\"\nsmtp_url = \"smtp://127.0.0.1:25\"\n\
+         from = \"fanout <fanout@localhost>\"\nto = [\"oncall@example.com\"]\n";
     let title = "订单服务数据库主节点连接池耗尽导致支付回调大量超时 ".repeat(12);
     let job = serde_json::json!({
         "version": 1, "id": "long-title",
@@ -21,13 +14,7 @@ fn a_long_title_is_cut_in_the_subject_and_the_status_and_service_stay() {
                   "labels": {"service": "payments"}},
         "targets": [{"destination": "mail"}]
     });
-    let path = write_file(dir.path(), "job.json", &job.to_string());
-    let run = fanout_in(
-        dir.path(),
-        &["send", &path, "--config", &cfg, "--outbox", "outbox"],
-        None,
-        &[],
-    );
+    let (dir, run) = crate::support::send_to_outbox(config, &job.to_string());
     run.assert_code(0);
     let eml = std::fs::read(dir.path().join("outbox/long-title/1-mail.eml")).unwrap();
     let msg = mail_parser::MessageParser::default().parse(&eml).unwrap();

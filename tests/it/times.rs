@@ -40,15 +40,7 @@ fn job(id: &str, status: &str, started: &str, ended: &str) -> String {
 
 /// Send `job` into an outbox; every file written, as text, by name.
 fn send(job: &str) -> (Vec<(String, String)>, crate::support::Run) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(dir.path(), "fanout.toml", CONFIG);
-    let path = write_file(dir.path(), "job.json", job);
-    let run = fanout_in(
-        dir.path(),
-        &["send", &path, "--config", &cfg, "--outbox", "outbox"],
-        None,
-        &[],
-    );
+    let (dir, run) = crate::support::send_to_outbox(CONFIG, job);
     run.assert_code(0);
     let out = dir.path().join("outbox");
     let mut files = Vec::new();

@@ -67,6 +67,22 @@ impl std::fmt::Display for Run {
 /// The longest any single run of the binary may take.
 pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
+/// `fanout send JOB --config CONFIG --outbox outbox` in a fresh directory,
+/// as a person previews what would go out: the directory (its `outbox/`
+/// holds the messages) and the run.
+pub fn send_to_outbox(config: &str, job: &str) -> (tempfile::TempDir, Run) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(dir.path(), "fanout.toml", config);
+    let path = write_file(dir.path(), "job.json", job);
+    let run = fanout_in(
+        dir.path(),
+        &["send", &path, "--config", &cfg, "--outbox", "outbox"],
+        None,
+        &[],
+    );
+    (dir, run)
+}
+
 /// Run `fanout ARGS` in `dir` with `stdin` and extra env, bounded by [`RUN_LIMIT`].
 pub fn fanout_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fanout"));
