@@ -19,9 +19,8 @@
 //! fresh Chromium per render (what a renderer without a pool does).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fanout::config::Config;
@@ -78,72 +77,9 @@ fn pss_kib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The tests' fake Grafana, HTTPS on 127.0.0.1 with a certificate for
-/// another name, in `realistic` mode. Killed when dropped.
-struct FakeGrafana {
-    child: Child,
-    url: String,
-    token: String,
-    _dir: PathBuf,
-}
-
-impl FakeGrafana {
-    fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("fanout-render-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("bench dir");
-        let cert = rcgen::generate_simple_self_signed(vec!["grafana.invalid".to_string()])
-            .expect("certificate");
-        let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
-        std::fs::write(&c, cert.cert.pem()).expect("cert");
-        std::fs::write(&k, cert.key_pair.serialize_pem()).expect("key");
-        let token = "glsa_bench".to_string();
-        let mut child = Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/support/fake_grafana.py"
-            ))
-            .args([
-                "--mode",
-                "realistic",
-                "--delay-ms",
-                "600",
-                "--draw-ms",
-                "300",
-            ])
-            .args(["--token", &token])
-            .arg("--cert")
-            .arg(&c)
-            .arg("--key")
-            .arg(&k)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the fake Grafana");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("READY line");
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .expect("READY <port>")
-            .to_string();
-        Self {
-            child,
-            url: format!("https://127.0.0.1:{port}"),
-            token,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for FakeGrafana {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
-    }
-}
+#[path = "support/fake_grafana.rs"]
+mod fake_grafana;
+use fake_grafana::FakeGrafana;
 
 const WIDTH: u32 = 800;
 const HEIGHT: u32 = 400;
