@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fanout::config::Config;
-use fanout::deliver::destinations::Destinations;
-use fanout::deliver::{ChartImage, Delivery};
+use fanout::delivery::{ChartImage, Delivery};
+use fanout::destinations::Destinations;
 use fanout::job::Job;
 
 const ROUNDS: usize = 5;

@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use fanout::channels::email::EmailSender;
 use fanout::channels::{BuildContext, ChannelConfig};
 use fanout::config::Config;
-use fanout::deliver::{ChartImage, Delivery};
-use fanout::job::{decode, validate, Inbound};
+use fanout::delivery::{ChartImage, Delivery};
+use fanout::job::{decode, Inbound};
 use fanout::outbox::Outbox;
 use fanout::template::Templates;
+use fanout::validate::validate;
 
 const ROUNDS: usize = 15;
 const ROUND_TIME: Duration = Duration::from_millis(150);

@@ -13,9 +13,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tokio::sync::Mutex;
 use url::Url;
+
+pub use crate::delivery::ActionUrls;
 
 use crate::broker::{Broker, BrokerError, SIGNAL_KEY};
 use crate::config::{BrokerConfig, Config};
@@ -79,14 +80,6 @@ impl Action {
             by: Some(by.to_string()),
         }
     }
-}
-
-/// The URLs a template sees as `actions`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ActionUrls {
-    pub acknowledge: String,
-    pub resolve: String,
-    pub silence_1h: String,
 }
 
 /// Makes and checks action links.

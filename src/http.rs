@@ -18,9 +18,9 @@ use tracing::{info, warn};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::actions::{Action, ActionLinks, SignalSender};
+use crate::clock::unix_now;
 use crate::metrics::Metrics;
 use crate::storage::internal::{InternalStore, Refusal};
-use crate::storage::signing::unix_now;
 
 #[derive(Clone, Default)]
 pub struct HttpState {
@@ -219,7 +219,7 @@ fn checked(
     let endpoint = state.actions.clone().ok_or(Refused::NotFound)?;
     let action = Action::parse(action).ok_or(Refused::NotFound)?;
     // Only ids a job could have: nothing else is ever signed or echoed.
-    if !crate::job::validate::valid_id(group, 200) {
+    if !crate::job::valid_id(group, 200) {
         return Err(Refused::Forbidden);
     }
     let expires = q.exp.as_deref().and_then(|e| e.parse::<u64>().ok());

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use fanout::broker::Broker;
 use fanout::check::{CheckRow, Table};
 use fanout::config::{Config, LoadError, StorageKind};
-use fanout::deliver::destinations::Destinations;
+use fanout::destinations::Destinations;
 use fanout::http::HttpState;
 use fanout::logging::{self, LogFormat};
 use fanout::outbox::Outbox;
@@ -537,7 +537,7 @@ async fn send_signal(
         SignalArg::Silence => SignalKind::Silence,
         SignalArg::Unsilence => SignalKind::Unsilence,
     };
-    if !fanout::job::validate::valid_id(group, 200) {
+    if !fanout::job::valid_id(group, 200) {
         eprintln!("fanout: group {group:?}: use 1 to 200 of letters, digits and `._:@-`");
         return BAD_INPUT;
     }
@@ -661,7 +661,7 @@ async fn enqueue(job: &str, config_path: Option<&Path>) -> u8 {
             return BAD_INPUT;
         }
     };
-    if let Err(e) = fanout::job::validate(&parsed, &config) {
+    if let Err(e) = fanout::validate::validate(&parsed, &config) {
         eprintln!("fanout: bad job: {e}");
         return BAD_INPUT;
     }
@@ -732,7 +732,7 @@ async fn check_charts(config: &Config) -> Vec<CheckRow> {
     }
     rows.extend(fanout::render::grafana::check(&config.render).await);
     if let Some(broker) = &config.broker {
-        let shown = fanout::config::reader::redact_userinfo(broker.url.expose()).into_owned();
+        let shown = fanout::net::redact_userinfo(broker.url.expose()).into_owned();
         rows.push(match Broker::connect(broker).await {
             Ok(b) => CheckRow::ok("broker", shown, format!("connected, topology declared ({})", b.topology.exchange)),
             Err(e) => CheckRow::fail(

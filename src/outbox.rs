@@ -9,7 +9,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::deliver::Delivery;
+use crate::delivery::Delivery;
 
 #[derive(Clone, Debug)]
 pub struct Outbox {

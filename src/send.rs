@@ -23,14 +23,15 @@ use crate::actions::ActionLinks;
 use crate::chain::group::{self, Applied, Claim, GroupState};
 use crate::chain::{Notice, Then, RESOLVED_STEP};
 use crate::config::Config;
-use crate::deliver::destinations::Destinations;
-use crate::deliver::{Delivery, Outcome, Sent};
+use crate::delivery::{Delivery, Outcome, Sent};
+use crate::destinations::Destinations;
 use crate::job::decode::decode_job;
-use crate::job::{validate, DecodeError, Job, JobErrors, SignalKind, Status};
+use crate::job::{DecodeError, Job, SignalKind, Status};
 use crate::plan::{self, Planned};
 use crate::render::Charts;
 use crate::store::{DeliveryKey, Store};
 use crate::suppress::{self, Verdict};
+use crate::validate::{validate, JobErrors};
 
 /// Why a job was refused before any delivery (exit status 2).
 #[derive(Debug, thiserror::Error)]

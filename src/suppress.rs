@@ -12,23 +12,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::delivery::Summary;
+
 use crate::span::Span;
 use crate::store::{Store, StoreError};
 
 /// The store's kind for suppression windows.
 pub const KIND: &str = "suppress";
-
-/// What the first notification after a window says about it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Summary {
-    /// Jobs held back in the window.
-    pub count: u64,
-    /// The window's length, as configured (`10m`).
-    pub window: Span,
-    /// When the window opened.
-    pub since: DateTime<Utc>,
-}
 
 /// One key's window, as the store keeps it.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -94,11 +94,6 @@ pub const DELAY_TIERS: [Duration; 7] = [
     Duration::from_secs(3600),
 ];
 
-/// A message due within this many ms is taken as come. Shorter than the
-/// shortest tier, so nothing runs earlier than that, and nothing takes a
-/// hop it does not need.
-pub const EARLY_MS: i64 = 50;
-
 /// When the job entered fanout (unix ms), for the latency histogram.
 pub const ENQUEUED_HEADER: &str = "fanout-enqueued";
 
@@ -185,7 +180,7 @@ fn quorum() -> FieldTable {
 impl Broker {
     /// Connect, enable publisher confirms, declare the topology.
     pub async fn connect(config: &BrokerConfig) -> Result<Self, BrokerError> {
-        let shown = crate::config::reader::redact_userinfo(config.url.expose()).into_owned();
+        let shown = crate::net::redact_userinfo(config.url.expose()).into_owned();
         let fail = |e: lapin::Error| BrokerError {
             shown: shown.clone(),
             message: e.to_string(),

@@ -15,17 +15,14 @@ pub mod status;
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::Summary;
 use crate::job::{Job, Step, TimeWindow};
-use crate::suppress::Summary;
 
+pub use crate::delivery::{log_step, ROUND_STRIDE};
 pub use group::{GroupState, GroupStatus};
 
 /// Version of the cursor message body.
 pub const CURSOR_VERSION: u32 = 1;
-
-/// Notification-log steps of round `r` start at `r * ROUND_STRIDE`, so a
-/// repeated step is a new delivery, not a duplicate of the first round.
-pub const ROUND_STRIDE: usize = 1000;
 
 /// The notification-log step of a group's "resolved" notice.
 pub const RESOLVED_STEP: usize = 999_999;
@@ -103,11 +100,6 @@ impl Cursor {
         // Plain data: serializing cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
-}
-
-/// The notification-log step of `step` in `round`.
-pub fn log_step(step: usize, round: u32) -> usize {
-    round as usize * ROUND_STRIDE + step
 }
 
 /// A notify step to run now.

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 
-use crate::deliver::{Class, Reason, SendError};
+use crate::delivery::{Class, Reason, SendError};
 
 /// 2xx is delivered. 408, 429 and 5xx (but 501) are retried, honouring
 /// `Retry-After`. Everything else is permanent: the same request will get

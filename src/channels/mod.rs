@@ -20,10 +20,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::check::CheckRow;
-use crate::config::reader::Section;
-use crate::deliver::{Delivery, SendError, Sent};
+use crate::delivery::{Delivery, SendError, Sent};
 use crate::job::Target;
 use crate::outbox::Outbox;
+use crate::section::Section;
 use crate::template::Templates;
 
 /// What every channel's config says about its channel.

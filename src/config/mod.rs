@@ -6,8 +6,6 @@
 //! built, short signing keys, certificate checks turned off for more than
 //! loopback. The key names are a contract; the README documents them all.
 
-pub mod reader;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,11 +15,11 @@ use std::time::Duration;
 use url::Url;
 
 use crate::channels::{ChannelConfig, ChannelKind};
-use crate::deliver::rate::RateLimit;
-use crate::deliver::retry::RetryPolicy;
+use crate::rate::RateLimit;
+use crate::retry::RetryPolicy;
 use crate::secret::Secret;
-pub use reader::{ConfigError, ConfigErrors};
-use reader::{Errors, Section};
+use crate::section::{self as reader, Errors, Section};
+pub use crate::section::{ConfigError, ConfigErrors};
 
 /// The config used when none is given: no server needed, everything to
 /// the outbox, so `fanout send examples/jobs/firing.json` works at once.
@@ -549,7 +547,7 @@ fn read_render(section: Option<Section>) -> Option<RenderConfig> {
             .chain(grafana.as_ref().map(|g| &g.url));
         for url in origins {
             let host = url.host_str().unwrap_or_default();
-            if !crate::channels::email::config::is_loopback(host) {
+            if !crate::net::is_loopback(host) {
                 s.error(
                     "ignore_https_errors",
                     format!(

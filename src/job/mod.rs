@@ -9,7 +9,6 @@
 pub mod celery;
 pub mod decode;
 pub mod times;
-pub mod validate;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -21,7 +20,6 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use crate::span::Span;
 
 pub use decode::{decode, DecodeError, Inbound, MAX_MESSAGE_BYTES, MAX_READ_BYTES};
-pub use validate::{validate, JobError, JobErrors};
 
 /// The only contract version this build reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -520,4 +518,14 @@ pub fn schema() -> serde_json::Value {
         defs.insert("Signal".into(), signal);
     }
     value
+}
+
+/// Ids are used in file names, headers and queue keys: keep them plain.
+pub fn valid_id(id: &str, max: usize) -> bool {
+    !id.is_empty()
+        && id.len() <= max
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c))
 }

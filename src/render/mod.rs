@@ -22,7 +22,7 @@ pub use browser::{ChartRenderer, RenderError};
 pub use target::{panel_link, render_target, RenderTarget};
 
 use crate::config::{Config, GrafanaConfig};
-use crate::deliver::ChartImage;
+use crate::delivery::ChartImage;
 use crate::job::{Chart, Job};
 use crate::storage::Storage;
 

@@ -10,7 +10,7 @@
 
 use url::{Origin, Url};
 
-use crate::channels::email::config::is_loopback;
+use crate::net::is_loopback;
 use crate::secret::Secret;
 
 /// What to do with one request.

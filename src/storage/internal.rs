@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use url::Url;
 
-use super::signing::{unix_now, Rejected, Signer};
+use super::signing::{Rejected, Signer};
 use super::{content_key, ImageStore, StorageError, Stored};
 use crate::check::CheckRow;
+use crate::clock::unix_now;
 use crate::config::Config;
 
 /// The purpose signed into image URLs.

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::check::CheckRow;
-use crate::deliver::Delivery;
+use crate::delivery::Delivery;
 use crate::secret::Secret;
 
 /// What the log keys a delivery by.
@@ -95,7 +95,7 @@ impl Store {
     pub async fn reserve_slot(
         &self,
         name: &str,
-        limit: crate::deliver::rate::RateLimit,
+        limit: crate::rate::RateLimit,
         cost: u32,
         now_ms: i64,
     ) -> Result<i64, StoreError> {

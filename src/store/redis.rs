@@ -4,7 +4,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use super::{DeliveryKey, StoreError, REMEMBER_SECS};
-use crate::deliver::rate::{RateLimit, REDIS_RESERVE};
+use crate::rate::{RateLimit, REDIS_RESERVE};
 
 /// How often a contended update reads and tries again.
 const CAS_ROUNDS: u32 = 100;
@@ -35,7 +35,7 @@ pub struct RedisStore {
 
 impl RedisStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let shown = crate::config::reader::redact_userinfo(url).into_owned();
+        let shown = crate::net::redact_userinfo(url).into_owned();
         let client = redis::Client::open(url).map_err(|e| StoreError(format!("{shown}: {e}")))?;
         // A few quick tries per connect: a Redis that is down is waited
         // for by the caller (the worker retries with its own backoff and

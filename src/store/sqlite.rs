@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{DeliveryKey, StoreError};
-use crate::deliver::rate::{next_slot, push_slot, RateLimit};
+use crate::rate::{next_slot, push_slot, RateLimit};
 
 pub struct SqliteStore {
     path: String,
@@ -123,7 +123,7 @@ impl SqliteStore {
 
     pub async fn record_sent(&self, key: &DeliveryKey, detail: &str) -> Result<(), StoreError> {
         let (key, detail) = (key.clone(), detail.to_string());
-        let now = crate::storage::signing::unix_now() as i64;
+        let now = crate::clock::unix_now() as i64;
         self.with(move |c| log_sent(c, &key, &detail, now)).await
     }
 
@@ -169,7 +169,7 @@ impl SqliteStore {
         mut change: impl FnMut(Option<&str>) -> (Option<String>, R) + Send + 'static,
     ) -> Result<R, StoreError> {
         let (kind, id) = (kind.to_string(), id.to_string());
-        let now = crate::storage::signing::unix_now() as i64;
+        let now = crate::clock::unix_now() as i64;
         self.with(move |c| {
             if let Some((key, detail)) = &sent {
                 log_sent(c, key, detail, now)?;
@@ -188,7 +188,7 @@ impl SqliteStore {
         .await
     }
 
-    /// Reserve the next send slot of `name` (see [`crate::deliver::rate`]);
+    /// Reserve the next send slot of `name` (see [`crate::rate`]);
     /// one immediate transaction, so processes sharing the file agree.
     pub async fn reserve_slot(
         &self,

@@ -6,7 +6,7 @@
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::deliver::Delivery;
+use crate::delivery::Delivery;
 use crate::job::{Alert, Job, Step};
 
 /// How every `*_local` time is written: `2026-11-23 11:00:00 CST`.
@@ -22,7 +22,7 @@ pub struct Context<'a> {
     pub step: StepContext,
     pub destination: &'a str,
     /// Links that acknowledge, resolve or silence the group (`[actions]`).
-    pub actions: Option<&'a crate::actions::ActionUrls>,
+    pub actions: Option<&'a crate::delivery::ActionUrls>,
     /// Repeats held back before this one: `{count, window, since, text}`.
     pub suppressed: Option<SuppressedContext>,
     /// The zone of every `*_local` time (`[templates] timezone`).

@@ -153,7 +153,7 @@ impl Templates {
     }
 
     /// What `delivery`'s templates see, times in the configured zone.
-    pub fn context<'a>(&self, delivery: &'a crate::deliver::Delivery) -> Context<'a> {
+    pub fn context<'a>(&self, delivery: &'a crate::delivery::Delivery) -> Context<'a> {
         Context::new(delivery, self.timezone)
     }
 
@@ -212,7 +212,7 @@ impl Templates {
         &self,
         destination: &str,
         name: &str,
-        delivery: &crate::deliver::Delivery,
+        delivery: &crate::delivery::Delivery,
         unit: fit::Unit,
         excess: impl Fn(&str) -> usize,
     ) -> Result<fit::Fitted, TemplateError> {

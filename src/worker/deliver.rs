@@ -15,8 +15,8 @@ use tracing::{debug, info, warn};
 use super::message::DeliveryOrder;
 use super::{headers_of, Context, Disposition};
 use crate::chain::group::{self, Gate, GroupState};
-use crate::deliver::rate::{RateLimit, SlotTime};
 use crate::metrics::{ChannelLabels, DestinationLabels};
+use crate::rate::{RateLimit, SlotTime};
 
 /// Headers a delivery carries between attempts.
 pub const ATTEMPT_HEADER: &str = "fanout-attempt";

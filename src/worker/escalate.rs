@@ -20,10 +20,11 @@ use super::{headers_of, notify, Context, Disposition, Outgoing};
 use crate::broker::Route;
 use crate::chain::group::{self, Applied, Claim, Gate, GroupState, Scheduled};
 use crate::chain::{self, Cursor, Then};
-use crate::job::{celery, decode, validate, Inbound, Job, Signal, SignalKind, Status};
+use crate::job::{celery, decode, Inbound, Job, Signal, SignalKind, Status};
 use crate::metrics::{ScopeLabels, SignalLabels};
 use crate::store::StoreError;
 use crate::suppress::Verdict;
+use crate::validate::validate;
 
 /// A silenced chain looks again at least this often, so an `unsilence`
 /// takes effect within it.
@@ -102,7 +103,7 @@ fn from_celery(
     }
     if let Some(eta) = c
         .eta
-        .filter(|t| *t > now + chrono::Duration::milliseconds(crate::broker::EARLY_MS))
+        .filter(|t| *t > now + chrono::Duration::milliseconds(crate::clock::EARLY_MS))
     {
         return Err(Disposition::later(eta.timestamp_millis()));
     }
@@ -368,7 +369,7 @@ fn park(cursor: &Cursor, due: DateTime<Utc>, enqueued: i64) -> Outgoing {
 
 async fn apply_signal(ctx: &Context, signal: Signal) -> Disposition {
     let now = Utc::now();
-    if !crate::job::validate::valid_id(&signal.group_id, 200) {
+    if !crate::job::valid_id(&signal.group_id, 200) {
         return Disposition::dead(
             "validate",
             "invalid",

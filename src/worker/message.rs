@@ -11,8 +11,8 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::actions::ActionUrls;
-use crate::deliver::{ChartImage, Delivery};
+use crate::delivery::ActionUrls;
+use crate::delivery::{ChartImage, Delivery};
 use crate::job::{Job, Target};
 use crate::plan::Planned;
 use crate::storage::Storage;

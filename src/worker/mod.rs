@@ -40,7 +40,7 @@ use tracing::{info, warn};
 
 use crate::broker::{headers_to_json, Broker, BrokerError, Route, DUE_HEADER};
 use crate::config::{BrokerConfig, Config};
-use crate::deliver::destinations::Destinations;
+use crate::destinations::Destinations;
 use crate::metrics::Metrics;
 use crate::render::Charts;
 use crate::store::Store;

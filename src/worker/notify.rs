@@ -17,7 +17,7 @@ use crate::broker::Route;
 use crate::chain::group::GroupState;
 use crate::chain::{Cursor, RESOLVED_STEP};
 use crate::channels::ChannelKind;
-use crate::deliver::ChartImage;
+use crate::delivery::ChartImage;
 use crate::job::{Job, Suppress, Target};
 use crate::metrics::ScopeLabels;
 use crate::suppress::{self, Verdict};

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use crate::channels::ChannelKind;
-use crate::config::reader::{ConfigErrors, Section};
+use crate::section::{ConfigErrors, Section};
 
 /// A stage of the pipeline, named as pool files name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

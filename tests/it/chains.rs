@@ -328,7 +328,7 @@ fn action_links_act_on_post_only_and_refuse_forgeries() {
     let fresh = links.url(
         fanout::actions::Action::Acknowledge,
         "act",
-        fanout::storage::signing::unix_now() + 60,
+        fanout::clock::unix_now() + 60,
     );
     assert_eq!(http.get(&fresh).send().unwrap().status(), 200);
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use fanout::config::Config;
-use fanout::deliver::destinations::Destinations;
-use fanout::deliver::{ChartImage, Delivery};
+use fanout::delivery::{ChartImage, Delivery};
+use fanout::destinations::Destinations;
 use fanout::job::Job;
 use mail_parser::MimeHeaders;
 
@@ -202,8 +202,8 @@ async fn a_wecom_bot_gets_markdown_with_mentions_then_a_chart_fitted_under_2_mb(
 }
 
 /// Signed action links as the worker puts them in a delivery.
-fn actions() -> fanout::actions::ActionUrls {
-    fanout::actions::ActionUrls {
+fn actions() -> fanout::delivery::ActionUrls {
+    fanout::delivery::ActionUrls {
         acknowledge: "https://fanout.example/actions/ack?g=g-chat&sig=a1".into(),
         resolve: "https://fanout.example/actions/resolve?g=g-chat&sig=r2".into(),
         silence_1h: "https://fanout.example/actions/silence?g=g-chat&sig=s3".into(),

@@ -9,8 +9,8 @@ use mail_parser::{MessageParser, MimeHeaders};
 use crate::support::smtp::{Options, SmtpServer, TlsMode};
 use crate::support::{fanout_in, fixture_png, write_file, Run};
 use fanout::config::Config;
-use fanout::deliver::destinations::Destinations;
-use fanout::deliver::{ChartImage, Class, Delivery, Reason};
+use fanout::delivery::{ChartImage, Class, Delivery, Reason};
+use fanout::destinations::Destinations;
 use fanout::job::Job;
 
 /// A config with one email destination `ops-mail` pointing at `server`.

@@ -19,7 +19,8 @@ fn every_example_job_is_valid() {
         let bytes = std::fs::read(&path).unwrap();
         let job = fanout::job::decode::decode_job(&bytes)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        fanout::job::validate(&job, &config).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        fanout::validate::validate(&job, &config)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
 

@@ -91,7 +91,8 @@ mod fuzz {
     use proptest::prelude::*;
 
     use fanout::config::Config;
-    use fanout::job::{decode, validate, Inbound};
+    use fanout::job::{decode, Inbound};
+    use fanout::validate::validate;
 
     fn config() -> Config {
         Config::embedded("https://localhost:1", "demo-token").expect("embedded default")

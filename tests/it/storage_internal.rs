@@ -6,10 +6,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use fanout::clock::unix_now;
 use fanout::config::Config;
 use fanout::http::{serve, HttpState};
 use fanout::storage::internal::{InternalStore, PURPOSE};
-use fanout::storage::signing::{unix_now, Signer};
+use fanout::storage::signing::Signer;
 use fanout::storage::ImageStore;
 
 use crate::support::{fanout_in, fixture_png, wait_for};

@@ -7,9 +7,10 @@ use lettre::message::Mailbox;
 use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
-use crate::config::reader::{check_url, Section};
 use crate::job::Target;
+use crate::net::is_loopback;
 use crate::secret::{Secret, REDACTED};
+use crate::section::{check_url, Section};
 
 #[derive(Clone, Debug)]
 pub struct EmailConfig {
@@ -144,15 +145,6 @@ impl SmtpEndpoint {
             password,
         })
     }
-}
-
-/// `localhost`, 127.0.0.0/8 or ::1.
-pub fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn percent_decode(s: &str) -> Option<String> {

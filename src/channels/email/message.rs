@@ -14,7 +14,7 @@ use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
-use crate::deliver::{short_hash, Delivery};
+use crate::delivery::{short_hash, Delivery};
 
 /// The three rendered templates of one email.
 #[derive(Clone, Debug)]

@@ -19,7 +19,7 @@ pub use message::Rendered;
 
 use super::{BuildContext, Sender};
 use crate::check::CheckRow;
-use crate::deliver::{Delivery, Reason, SendError, Sent};
+use crate::delivery::{Delivery, Reason, SendError, Sent};
 use crate::outbox::Outbox;
 use crate::template::fit::Unit;
 use crate::template::Templates;

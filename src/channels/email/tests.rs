@@ -8,7 +8,7 @@ use mail_parser::MimeHeaders;
 
 use super::config::{Security, SmtpEndpoint};
 use super::message::{build, thread_root, Rendered};
-use crate::deliver::{ChartImage, Delivery};
+use crate::delivery::{ChartImage, Delivery};
 use crate::job::{Job, Target};
 
 fn endpoint(url: &str) -> Result<SmtpEndpoint, String> {

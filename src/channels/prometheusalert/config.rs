@@ -7,8 +7,8 @@ use std::time::Duration;
 use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
-use crate::config::reader::Section;
 use crate::job::Target;
+use crate::section::Section;
 
 /// PrometheusAlert's custom-template endpoint.
 pub const PATH: &str = "/prometheusalert";
@@ -119,7 +119,7 @@ impl ChannelSpec for PrometheusAlertConfig {
 /// answers 200 and sends nothing. Errors never quote the URL: its query
 /// often holds a bot's key.
 pub fn parse_url(text: &str) -> Result<Url, String> {
-    let url = crate::config::reader::check_url(text, &["http", "https"]).map_err(|_| {
+    let url = crate::section::check_url(text, &["http", "https"]).map_err(|_| {
         "is not an http(s) URL with a host (not shown: it may hold a key)".to_string()
     })?;
     if !url.path().ends_with(PATH) {

@@ -15,7 +15,7 @@ pub use config::PrometheusAlertConfig;
 use super::http::{classify, redact_url, transport_error, SenderParts};
 use super::{BuildContext, Sender};
 use crate::check::CheckRow;
-use crate::deliver::{Delivery, Reason, SendError, Sent};
+use crate::delivery::{Delivery, Reason, SendError, Sent};
 use crate::template::fit::Unit;
 
 /// Longest answer worth quoting in a reason.
@@ -226,7 +226,7 @@ impl Sender for PrometheusAlertSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deliver::Class;
+    use crate::delivery::Class;
     use crate::template::Templates;
     use std::sync::Arc;
 
@@ -316,7 +316,7 @@ mod tests {
             job: Arc::new(job),
             step: 0,
             seq: 1,
-            charts: Arc::new(vec![crate::deliver::ChartImage {
+            charts: Arc::new(vec![crate::delivery::ChartImage {
                 title: "disk".into(),
                 url: Some("https://f.example.com/images/a.png?sig=1".into()),
                 ..Default::default()
@@ -370,7 +370,7 @@ mod tests {
             attempt: 1,
             round: 0,
             suppressed: None,
-            actions: Some(crate::actions::ActionUrls {
+            actions: Some(crate::delivery::ActionUrls {
                 acknowledge: "https://f.example.com/a".into(),
                 resolve: "https://f.example.com/r".into(),
                 silence_1h: "https://f.example.com/s".into(),

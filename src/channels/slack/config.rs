@@ -6,9 +6,9 @@ use std::time::Duration;
 use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
-use crate::config::reader::Section;
 use crate::job::Target;
 use crate::secret::Secret;
+use crate::section::Section;
 
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
 

@@ -20,7 +20,7 @@ pub use config::SlackConfig;
 use super::http::{classify, transport_error, SenderParts};
 use super::{BuildContext, Sender};
 use crate::check::CheckRow;
-use crate::deliver::{ChartImage, Class, Delivery, Reason, SendError, Sent};
+use crate::delivery::{ChartImage, Class, Delivery, Reason, SendError, Sent};
 use crate::job::Status;
 use crate::template::fit::Unit;
 
@@ -428,7 +428,7 @@ mod tests {
             attempt: 1,
             round: 1,
             suppressed: None,
-            actions: Some(crate::actions::ActionUrls {
+            actions: Some(crate::delivery::ActionUrls {
                 acknowledge: "https://f.example.com/actions/acknowledge/g?sig=1".into(),
                 resolve: "https://f.example.com/actions/resolve/g?sig=1".into(),
                 silence_1h: "https://f.example.com/actions/silence/g?sig=1".into(),

@@ -6,8 +6,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
-use crate::config::reader::Section;
 use crate::secret::Secret;
+use crate::section::Section;
 
 /// Signing keys shorter than this are refused.
 pub const MIN_SECRET_BYTES: usize = 16;

@@ -18,9 +18,9 @@ pub use config::WebhookConfig;
 use super::http::{classify, redact_url, transport_error, SenderParts};
 use super::{BuildContext, Sender};
 use crate::check::CheckRow;
-use crate::deliver::{Delivery, Reason, SendError, Sent};
+use crate::clock::unix_now;
+use crate::delivery::{Delivery, Reason, SendError, Sent};
 use crate::secret::REDACTED;
-use crate::storage::signing::unix_now;
 
 pub const DELIVERY_HEADER: &str = "x-fanout-delivery";
 pub const SIGNATURE_HEADER: &str = "x-fanout-signature";

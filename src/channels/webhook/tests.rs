@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{sign, WebhookSender, DELIVERY_HEADER, SIGNATURE_HEADER};
 use crate::channels::{BuildContext, ChannelConfig};
 use crate::config::Config;
-use crate::deliver::{ChartImage, Delivery};
+use crate::delivery::{ChartImage, Delivery};
 use crate::template::Templates;
 
 fn sender(extra: &str) -> WebhookSender {

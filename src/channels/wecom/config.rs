@@ -6,9 +6,9 @@ use std::time::Duration;
 use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
-use crate::config::reader::Section;
-use crate::deliver::short_hash;
+use crate::delivery::short_hash;
 use crate::job::Target;
+use crate::section::Section;
 
 /// The path every group bot's webhook has.
 pub const SEND_PATH: &str = "/cgi-bin/webhook/send";
@@ -168,7 +168,7 @@ impl ChannelSpec for WecomConfig {
 /// A bot webhook: http(s), the send path, a `key`. Errors never quote the
 /// URL: it holds the key.
 pub fn parse_webhook_url(text: &str) -> Result<Url, String> {
-    let url = crate::config::reader::check_url(text, &["http", "https"]).map_err(|_| {
+    let url = crate::section::check_url(text, &["http", "https"]).map_err(|_| {
         "is not an http(s) URL with a host (not shown: it holds the key)".to_string()
     })?;
     if !url.path().ends_with(SEND_PATH) {

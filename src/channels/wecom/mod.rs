@@ -23,7 +23,7 @@ use super::image::fit_png;
 use super::text::{fit_bytes, CUT};
 use super::{BuildContext, Sender};
 use crate::check::CheckRow;
-use crate::deliver::{Class, Delivery, Reason, SendError, Sent};
+use crate::delivery::{Class, Delivery, Reason, SendError, Sent};
 use crate::secret::REDACTED;
 use crate::template::fit::Unit;
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::{judge, WecomSender, IMAGE_MAX_BYTES, MARKDOWN_MAX_BYTES};
 use crate::channels::{BuildContext, ChannelConfig, ChannelSpec};
 use crate::config::Config;
-use crate::deliver::{ChartImage, Delivery, Reason};
+use crate::delivery::{ChartImage, Delivery, Reason};
 use crate::template::Templates;
 
 const KEY: &str = "5a1c0e8e-key-of-the-bot";

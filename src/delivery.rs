@@ -5,15 +5,15 @@
 //! answers [`Sent`] or a [`SendError`] that says, in its type, whether trying
 //! again can help. The retry arithmetic lives in [`retry`], not in channels.
 
-pub mod destinations;
-pub mod rate;
-pub mod retry;
-
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
 use crate::job::{Job, Target};
+use crate::span::Span;
 
 /// One notification to one target.
 #[derive(Clone, Debug)]
@@ -30,9 +30,9 @@ pub struct Delivery {
     /// How many times a `repeat` sent the chain back to its start.
     pub round: u32,
     /// Repeats held back before this notification, when any were.
-    pub suppressed: Option<crate::suppress::Summary>,
+    pub suppressed: Option<Summary>,
     /// Signed links that acknowledge, resolve or silence the group.
-    pub actions: Option<crate::actions::ActionUrls>,
+    pub actions: Option<ActionUrls>,
     /// The channel's handle on the group's conversation (a Slack thread's
     /// ts), as an earlier [`Sent::thread`] of this destination left it.
     pub thread: Option<String>,
@@ -48,7 +48,7 @@ impl Delivery {
     /// The step as the notification log numbers it: unique per repeat
     /// round, and for the "resolved" notice.
     pub fn log_step(&self) -> usize {
-        crate::chain::log_step(self.step, self.round)
+        log_step(self.step, self.round)
     }
 
     /// The Content-ID of chart `index` in this delivery's email: unique
@@ -251,4 +251,33 @@ impl fmt::Display for Outcome {
             }
         }
     }
+}
+
+/// The URLs a template sees as `actions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ActionUrls {
+    pub acknowledge: String,
+    pub resolve: String,
+    pub silence_1h: String,
+}
+
+/// What the first notification after a window says about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// Jobs held back in the window.
+    pub count: u64,
+    /// The window's length, as configured (`10m`).
+    pub window: Span,
+    /// When the window opened.
+    pub since: DateTime<Utc>,
+}
+
+/// Notification-log steps of round `r` start at `r * ROUND_STRIDE`, so a
+/// repeated step is a new delivery, not a duplicate of the first round.
+pub const ROUND_STRIDE: usize = 1000;
+
+/// The notification-log step of `step` in `round`.
+pub fn log_step(step: usize, round: u32) -> usize {
+    round as usize * ROUND_STRIDE + step
 }

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use toml::Value;
 use url::Url;
 
+use crate::net::redact_userinfo;
 use crate::secret::Secret;
 use crate::span::Span;
 
@@ -366,32 +367,12 @@ pub fn check_url(text: &str, schemes: &[&str]) -> Result<Url, (String, Option<&'
     Ok(url)
 }
 
-/// `scheme://user:pass@host` → `scheme://***@host`, so a URL quoted in an
-/// error never carries its password.
-pub fn redact_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
-    let Some(start) = text.find("://").map(|i| i + 3) else {
-        return text.into();
-    };
-    let authority_end = text[start..]
-        .find(['/', '?', '#'])
-        .map_or(text.len(), |i| start + i);
-    match text[start..authority_end].rfind('@') {
-        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]).into(),
-        None => text.into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn userinfo_is_redacted_before_quoting() {
-        assert_eq!(
-            redact_userinfo("amqp://u:pw@h:5672/v"),
-            "amqp://***@h:5672/v"
-        );
-        assert_eq!(redact_userinfo("https://h/p@x"), "https://h/p@x");
         let (message, _) = check_url("amqp://u:topsecret@bad host", &["amqp"]).unwrap_err();
         assert!(!message.contains("topsecret"), "{message}");
     }

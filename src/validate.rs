@@ -5,9 +5,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Chart, Job, Step};
-use crate::config::reader::check_url;
 use crate::config::Config;
+use crate::job::{valid_id, Chart, Job, Step};
+use crate::section::check_url;
 
 /// One problem, under its JSON path (`targets[1].destination`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,16 +39,6 @@ pub const MAX_REPEAT: u32 = 5;
 pub const MAX_STEPS: usize = 100;
 pub const MIN_WAIT_SECS: u64 = 1;
 pub const MAX_WAIT_SECS: u64 = 24 * 3600;
-
-/// Ids are used in file names, headers and queue keys: keep them plain.
-pub fn valid_id(id: &str, max: usize) -> bool {
-    !id.is_empty()
-        && id.len() <= max
-        && !id.starts_with('.')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c))
-}
 
 pub fn validate(job: &Job, config: &Config) -> Result<(), JobErrors> {
     let mut errors = Vec::new();

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{Class, SendError};
+use crate::delivery::{Class, SendError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -70,7 +70,7 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deliver::Reason;
+    use crate::delivery::Reason;
 
     fn policy() -> RetryPolicy {
         RetryPolicy {

@@ -36,7 +36,7 @@ pub enum SlotTime {
 
 impl SlotTime {
     pub fn of(slot_ms: i64, now_ms: i64) -> Self {
-        if slot_ms > now_ms + crate::broker::EARLY_MS {
+        if slot_ms > now_ms + crate::clock::EARLY_MS {
             Self::Ahead
         } else if slot_ms > now_ms {
             Self::Soon(Duration::from_millis((slot_ms - now_ms) as u64))
@@ -222,8 +222,8 @@ mod tests {
     fn a_send_goes_out_between_its_slot_and_late_ms_after() {
         assert_eq!(SlotTime::of(1_000, 0), SlotTime::Ahead);
         assert_eq!(
-            SlotTime::of(1_000, 1_000 - crate::broker::EARLY_MS),
-            SlotTime::Soon(Duration::from_millis(crate::broker::EARLY_MS as u64))
+            SlotTime::of(1_000, 1_000 - crate::clock::EARLY_MS),
+            SlotTime::Soon(Duration::from_millis(crate::clock::EARLY_MS as u64))
         );
         assert_eq!(SlotTime::of(1_000, 1_000), SlotTime::Now);
         assert_eq!(SlotTime::of(1_000, 1_000 + LATE_MS), SlotTime::Now);

@@ -7,10 +7,10 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::retry::RetryPolicy;
-use super::{Delivery, Outcome, Reason, SendError, Sent};
 use crate::channels::{BuildContext, Channel};
 use crate::check::CheckRow;
 use crate::config::Config;
+use crate::delivery::{Delivery, Outcome, Reason, SendError, Sent};
 use crate::outbox::Outbox;
 use crate::template::Templates;
 
@@ -74,8 +74,8 @@ impl Destinations {
                 channel: "?",
                 attempts: 0,
                 elapsed: started.elapsed(),
-                result: Err(super::SendError::permanent(
-                    super::Reason::Client,
+                result: Err(SendError::permanent(
+                    Reason::Client,
                     format!("unknown destination {destination:?}"),
                 )),
                 destination,
