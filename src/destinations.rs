@@ -33,7 +33,7 @@ impl Destinations {
         for (name, d) in &config.destinations {
             if let Some(dir) = &d.template {
                 templates
-                    .add_overrides(name, d.kind(), dir)
+                    .add_overrides(name, d.kind().name(), d.kind().templates(), dir)
                     .map_err(|e| format!("destinations.{name}.template: {e}"))?;
             }
         }

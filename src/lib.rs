@@ -7,24 +7,25 @@
 //!
 //! # Layout
 //!
-//! Data flows one way; no stage reaches back into an earlier one.
+//! Data flows one way: decode → validate → plan → render → store →
+//! deliver → record. Read as imports, each module below uses only modules
+//! listed above it (the integration test `modules` fails on an import
+//! circle between top-level modules, and on a module this map leaves out).
 //!
-//! | stage    | module                 | what it does                                   |
-//! |----------|------------------------|------------------------------------------------|
-//! | decode   | [`job::decode`]        | bytes → [`job::Job`] or [`job::Signal`]        |
-//! | validate | [`job::validate`]      | limits, destinations exist, overrides fit      |
-//! | plan     | [`chain`], [`plan`]    | the escalation step to run, one [`plan::Planned`] delivery per target |
-//! | render   | [`render`]             | charts, once per job, in a warm Chromium       |
-//! | store    | [`storage`]            | PNGs behind signed or presigned URLs           |
-//! | deliver  | [`deliver`], [`channels`] | one send per target, classified errors      |
-//! | record   | [`store`]              | the notification log: each delivery sent once  |
-//!
-//! Around them: [`suppress`] (repeats held back within a window),
-//! [`actions`] (signed acknowledge/resolve/silence links),
-//! [`config`] (one TOML file, every bad key reported at once),
-//! [`clock`] (time zones and times as monitors write them),
-//! [`template`] (minijinja, bounded), [`outbox`] (what would be sent, on
-//! disk), [`check`] (`fanout check`), [`secret`] (values that never print).
+//! | layer | module | what it is |
+//! |---|---|---|
+//! | words | [`secret`], [`span`], [`net`], [`check`], [`metrics`], [`logging`], [`demo`] | values that never print, `10m`-style durations, loopback and URL redaction, `fanout check` rows, Prometheus metrics, log setup, the built-in demo panel |
+//! | | [`clock`], [`section`] | zones and times as monitors write them; a config section read key by key, every mistake named |
+//! | decode | [`job`] | bytes → [`job::Job`] or [`job::Signal`] (native, Celery), times settled |
+//! | | [`rate`] | rate-limit slots (a destination's `20/min`) |
+//! | | [`delivery`], [`plan`] | the words every later stage shares: one [`delivery::Delivery`] to one target, its chart images, a send's outcome and its typed error; one planned delivery per target |
+//! | | [`retry`], [`template`], [`outbox`], [`store`] | retry policy; minijinja, bounded and fitted to vendor limits; what would be sent, on disk; the notification log and group state |
+//! | plan, deliver | [`chain`], [`channels`], [`storage`], [`suppress`] | escalation steps of an alert group; one folder per channel (email, webhook, WeCom, PrometheusAlert, Slack); PNGs behind signed or presigned URLs; repeats held back in a window |
+//! | render | [`render`] | charts, once per job, in a warm Chromium pool behind an origin gate |
+//! | | [`config`] | one TOML file, every bad key reported at once; each section's reader beside its module |
+//! | validate | [`validate`], [`destinations`], [`broker`] | a job against the configured destinations; the configured destinations with their senders, retry and rate; RabbitMQ topology and delay tiers |
+//! | | [`actions`] | signed acknowledge/resolve/silence links |
+//! | entry points | [`send`], [`worker`], [`http`] | `fanout send` in process; the RabbitMQ worker's stages; the HTTP server (health, metrics, images, action links) |
 
 pub mod actions;
 pub mod broker;

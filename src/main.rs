@@ -320,7 +320,13 @@ async fn send(job: &str, config_path: Option<&Path>, outbox: Option<PathBuf>) ->
             return BAD_INPUT;
         }
     };
-    let charts = match Charts::from_config(&config).await {
+    let charts = match Charts::new(
+        &config.render,
+        config.storage.as_ref(),
+        config.http.public_url.as_ref(),
+    )
+    .await
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("fanout: config {}: storage: {e}", config.source);
@@ -391,7 +397,9 @@ async fn worker(config_path: Option<&Path>, pool: Option<&Path>, prefetch: Optio
     };
     let images = match &config.storage {
         Some(s) if matches!(s.kind, StorageKind::Internal) => {
-            InternalStore::new(&config).ok().map(std::sync::Arc::new)
+            InternalStore::new(s, config.http.public_url.as_ref())
+                .ok()
+                .map(std::sync::Arc::new)
         }
         _ => None,
     };
@@ -754,7 +762,7 @@ async fn check_charts(config: &Config) -> Vec<CheckRow> {
             ),
         });
     }
-    match Storage::from_config(config).await {
+    match Storage::new(config.storage.as_ref(), config.http.public_url.as_ref()).await {
         Ok(Some(storage)) => rows.push(storage.check().await),
         Ok(None) => {}
         Err(e) => rows.push(CheckRow::fail(
@@ -879,13 +887,15 @@ async fn serve(config_path: Option<&Path>) -> u8 {
         return BAD_INPUT;
     };
     let images = match &config.storage {
-        Some(s) if matches!(s.kind, StorageKind::Internal) => match InternalStore::new(&config) {
-            Ok(store) => Some(std::sync::Arc::new(store)),
-            Err(e) => {
-                eprintln!("fanout: {e}");
-                return BAD_INPUT;
+        Some(s) if matches!(s.kind, StorageKind::Internal) => {
+            match InternalStore::new(s, config.http.public_url.as_ref()) {
+                Ok(store) => Some(std::sync::Arc::new(store)),
+                Err(e) => {
+                    eprintln!("fanout: {e}");
+                    return BAD_INPUT;
+                }
             }
-        },
+        }
         _ => None,
     };
     let listener = match tokio::net::TcpListener::bind(config.http.listen).await {

@@ -25,8 +25,10 @@ pub use crate::section::{ConfigError, ConfigErrors};
 /// the outbox, so `fanout send examples/jobs/firing.json` works at once.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
-/// Signing keys shorter than this are refused (HMAC-SHA256 wants 32 bytes).
-pub const MIN_SIGNING_KEY_BYTES: usize = 32;
+use crate::render::config::read_render;
+pub use crate::render::config::{GrafanaConfig, RenderConfig};
+use crate::storage::config::read_storage;
+pub use crate::storage::config::{S3Config, StorageConfig, StorageKind, MIN_SIGNING_KEY_BYTES};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -69,57 +71,6 @@ pub struct ActionsConfig {
 pub struct StoreConfig {
     /// `sqlite://PATH` or `redis://host:6379/0`.
     pub url: Secret,
-}
-
-#[derive(Clone, Debug)]
-pub enum StorageKind {
-    Internal,
-    S3(Box<S3Config>),
-}
-
-#[derive(Clone, Debug)]
-pub struct StorageConfig {
-    pub kind: StorageKind,
-    pub dir: PathBuf,
-    pub signing_key: Option<Secret>,
-    pub url_ttl: Duration,
-    pub retention: Duration,
-}
-
-#[derive(Clone, Debug)]
-pub struct S3Config {
-    pub bucket: String,
-    /// Prepended to every object key, e.g. `charts/`.
-    pub prefix: String,
-    pub region: String,
-    pub endpoint: Option<Url>,
-    pub path_style: bool,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<Secret>,
-}
-
-#[derive(Clone, Debug)]
-pub struct RenderConfig {
-    pub chrome: PathBuf,
-    /// Chromium's sandbox; off by default because containers rarely allow
-    /// the user namespaces it needs (fanout loads allowed origins only).
-    pub sandbox: bool,
-    pub tabs: u32,
-    pub timeout: Duration,
-    pub ignore_https_errors: bool,
-    pub allowed_origins: Vec<Url>,
-    pub grafana: Option<GrafanaConfig>,
-    /// The writing systems the team's panels show (`latin`, `cjk`,
-    /// `emoji`, …: [`crate::render::fonts::SCRIPTS`]); `fanout check`
-    /// fails when Chromium cannot draw one of them.
-    pub scripts: Vec<String>,
-}
-
-#[derive(Clone, Debug)]
-pub struct GrafanaConfig {
-    pub url: Url,
-    pub token: Option<Secret>,
-    pub org_id: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -327,88 +278,6 @@ fn check_store_url(s: &Section, text: &str) -> Option<Secret> {
         .ok()
 }
 
-fn read_storage(s: &Section, public_url_missing: bool) -> Option<StorageConfig> {
-    let kind_name = s.required_string("kind", "internal (files served by fanout) or s3");
-    let dir = s
-        .string("dir")
-        .map_or_else(|| PathBuf::from("./images"), PathBuf::from);
-    let signing_key = s.secret("signing_key");
-    let url_ttl = s
-        .span("url_ttl")
-        .map_or(Duration::from_secs(7 * 86_400), |t| t.0);
-    let retention = s
-        .span("retention")
-        .map_or(Duration::from_secs(30 * 86_400), |t| t.0);
-    let s3 = s.table("s3");
-    let kind = match kind_name.as_deref() {
-        Some("internal") => {
-            match &signing_key {
-                None => s.error(
-                    "signing_key",
-                    "is required for kind = \"internal\"",
-                    Some("at least 32 random bytes, e.g. `openssl rand -hex 32`"),
-                ),
-                Some(key) if key.expose().len() < MIN_SIGNING_KEY_BYTES => s.error(
-                    "signing_key",
-                    format!(
-                        "is {} bytes; at least {MIN_SIGNING_KEY_BYTES} are required",
-                        key.expose().len()
-                    ),
-                    Some("generate one with `openssl rand -hex 32`"),
-                ),
-                Some(_) => {}
-            }
-            if public_url_missing {
-                s.error(
-                    "kind",
-                    "kind = \"internal\" builds image URLs from http.public_url, which is not set",
-                    Some("set [http] public_url to the address people's mail and chat clients reach fanout at"),
-                );
-            }
-            if let Some(s3) = &s3 {
-                s.error(
-                    "s3",
-                    "is only read when kind = \"s3\"",
-                    Some("remove [storage.s3] or set kind = \"s3\""),
-                );
-                s3.known(&s3.keys().iter().map(String::as_str).collect::<Vec<_>>());
-            }
-            Some(StorageKind::Internal)
-        }
-        Some("s3") => match &s3 {
-            Some(s3) => read_s3(s3).map(|c| StorageKind::S3(Box::new(c))),
-            None => {
-                s.error(
-                    "s3",
-                    "is required for kind = \"s3\"",
-                    Some("add [storage.s3] with bucket and region"),
-                );
-                None
-            }
-        },
-        Some(other) => {
-            s.error(
-                "kind",
-                format!("{other:?} is not a storage kind"),
-                Some("internal or s3"),
-            );
-            None
-        }
-        None => None,
-    };
-    if let Some(s3) = s3 {
-        s3.finish();
-    }
-    s.finish();
-    Some(StorageConfig {
-        kind: kind?,
-        dir,
-        signing_key,
-        url_ttl,
-        retention,
-    })
-}
-
 fn read_actions(s: &Section, public_url_missing: bool) -> Option<ActionsConfig> {
     let signing_key = s.secret("signing_key");
     let ttl = s
@@ -441,134 +310,6 @@ fn read_actions(s: &Section, public_url_missing: bool) -> Option<ActionsConfig> 
     Some(ActionsConfig {
         signing_key: signing_key.filter(|k| k.expose().len() >= MIN_SIGNING_KEY_BYTES)?,
         ttl,
-    })
-}
-
-fn read_s3(s: &Section) -> Option<S3Config> {
-    let bucket = s.required_string("bucket", "the bucket chart PNGs are put in");
-    let prefix = s.string("prefix").unwrap_or_default();
-    let region = s.string("region").unwrap_or_else(|| "us-east-1".into());
-    let endpoint = s.url("endpoint", &["http", "https"]);
-    let path_style = s.bool("path_style").unwrap_or(false);
-    let access_key_id = s.string("access_key_id");
-    let secret_access_key = s.secret("secret_access_key");
-    // Judged on the keys written: an unset ${VAR} was reported already.
-    if s.has("access_key_id") != s.has("secret_access_key") {
-        s.error(
-            if s.has("access_key_id") {
-                "secret_access_key"
-            } else {
-                "access_key_id"
-            },
-            "access_key_id and secret_access_key go together",
-            Some("give both, or neither to use the default credential chain"),
-        );
-        return None;
-    }
-    Some(S3Config {
-        bucket: bucket?,
-        prefix,
-        region,
-        endpoint,
-        path_style,
-        access_key_id,
-        secret_access_key,
-    })
-}
-
-fn read_render(section: Option<Section>) -> Option<RenderConfig> {
-    let default = RenderConfig {
-        chrome: PathBuf::from("/usr/bin/chromium"),
-        sandbox: false,
-        tabs: 2,
-        timeout: Duration::from_secs(30),
-        ignore_https_errors: false,
-        allowed_origins: Vec::new(),
-        grafana: None,
-        scripts: crate::render::fonts::DEFAULT_REQUIRED
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    };
-    let Some(s) = section else {
-        return Some(default);
-    };
-    let scripts = match s.string_list("scripts") {
-        None => default.scripts.clone(),
-        Some(list) => {
-            let known: Vec<&str> = crate::render::fonts::SCRIPTS
-                .iter()
-                .map(|s| s.name)
-                .collect();
-            for (i, name) in list.iter().enumerate() {
-                if crate::render::fonts::script(name).is_none() {
-                    s.error(
-                        &format!("scripts[{i}]"),
-                        format!("{name:?} is not a script fanout checks"),
-                        Some(&format!("one of {}", known.join(", "))),
-                    );
-                }
-            }
-            list
-        }
-    };
-    let chrome = s.string("chrome").map_or(default.chrome, PathBuf::from);
-    let sandbox = s.bool("sandbox").unwrap_or(default.sandbox);
-    let tabs = s.integer("tabs", 1, 32).map_or(default.tabs, |n| n as u32);
-    let timeout = s.span("timeout").map_or(default.timeout, |t| t.0);
-    let ignore_https_errors = s.bool("ignore_https_errors").unwrap_or(false);
-    let mut allowed_origins = Vec::new();
-    for (i, text) in s
-        .string_list("allowed_origins")
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let key = format!("allowed_origins[{i}]");
-        match reader::check_url(text, &["http", "https"]) {
-            Ok(url) => allowed_origins.push(url),
-            Err((message, hint)) => s.error(&key, message, hint),
-        }
-    }
-    let grafana = s.table("grafana").and_then(|g| {
-        let url = g.url("url", &["http", "https"]);
-        let token = g.secret("token");
-        let org_id = g.integer("org_id", 1, i64::MAX).map_or(1, |n| n as u64);
-        g.finish();
-        Some(GrafanaConfig {
-            url: url?,
-            token,
-            org_id,
-        })
-    });
-    if ignore_https_errors {
-        let origins = allowed_origins
-            .iter()
-            .chain(grafana.as_ref().map(|g| &g.url));
-        for url in origins {
-            let host = url.host_str().unwrap_or_default();
-            if !crate::net::is_loopback(host) {
-                s.error(
-                    "ignore_https_errors",
-                    format!(
-                        "applies to loopback origins only, but {} is not loopback",
-                        url.origin().ascii_serialization()
-                    ),
-                    Some("fix that server's certificate, or render it through localhost"),
-                );
-            }
-        }
-    }
-    s.finish();
-    Some(RenderConfig {
-        chrome,
-        sandbox,
-        tabs,
-        timeout,
-        ignore_https_errors,
-        allowed_origins,
-        grafana,
-        scripts,
     })
 }
 
@@ -717,7 +458,7 @@ fn read_destination(name: &str, d: &Section, storage: bool) -> Option<Destinatio
 /// Compile a destination's override templates now, not at the first alert.
 fn check_template_dir(kind: ChannelKind, dir: &Path) -> Result<(), String> {
     let mut probe = crate::template::Templates::new(chrono_tz::UTC);
-    probe.add_overrides("probe", kind, dir)
+    probe.add_overrides("probe", kind.name(), kind.templates(), dir)
 }
 
 /// Names that are safe in file names, metrics labels and queue names.

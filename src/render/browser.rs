@@ -36,10 +36,10 @@ use futures::StreamExt;
 use tokio::sync::{Mutex, Semaphore};
 use tracing::{debug, info, warn};
 
+use super::config::RenderConfig;
 use super::origin::{OriginPolicy, Verdict};
 use super::ready;
 use super::target::RenderTarget;
-use crate::config::RenderConfig;
 
 /// Why a render failed. Messages name origins, never tokens or queries.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

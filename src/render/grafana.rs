@@ -1,8 +1,8 @@
 //! `fanout check` for Grafana: does it answer, does the token work, is the
 //! org right? A bare 403 in the field meant any of these; this says which.
 
+use super::config::RenderConfig;
 use crate::check::CheckRow;
-use crate::config::RenderConfig;
 use crate::net::is_loopback;
 
 pub async fn check(render: &RenderConfig) -> Option<CheckRow> {

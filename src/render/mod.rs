@@ -7,6 +7,7 @@
 //! panel link and the reason, and the failure is logged and counted.
 
 pub mod browser;
+pub mod config;
 pub mod fonts;
 pub mod grafana;
 pub mod origin;
@@ -21,10 +22,11 @@ use tracing::warn;
 pub use browser::{ChartRenderer, RenderError};
 pub use target::{panel_link, render_target, RenderTarget};
 
-use crate::config::{Config, GrafanaConfig};
 use crate::delivery::ChartImage;
 use crate::job::{Chart, Job};
+use crate::storage::config::StorageConfig;
 use crate::storage::Storage;
+use config::{GrafanaConfig, RenderConfig};
 
 /// Charts that went out without an image, since start.
 pub static CHART_FAILURES: AtomicU64 = AtomicU64::new(0);
@@ -45,11 +47,17 @@ impl Charts {
     /// Nothing starts here: Chromium launches at the first render. A store
     /// that cannot be built is an error; a renderer that cannot be built
     /// only means charts go out as links.
-    pub async fn from_config(config: &Config) -> Result<Self, crate::storage::StorageError> {
+    /// `public_url` is `[http] public_url`, which internal storage
+    /// builds its image URLs from.
+    pub async fn new(
+        render: &RenderConfig,
+        storage: Option<&StorageConfig>,
+        public_url: Option<&url::Url>,
+    ) -> Result<Self, crate::storage::StorageError> {
         Ok(Self {
-            renderer: ChartRenderer::new(&config.render).map_err(|e| e.to_string()),
-            storage: Storage::from_config(config).await?,
-            grafana: config.render.grafana.clone(),
+            renderer: ChartRenderer::new(render).map_err(|e| e.to_string()),
+            storage: Storage::new(storage, public_url).await?,
+            grafana: render.grafana.clone(),
         })
     }
 

@@ -3,7 +3,7 @@
 
 use url::Url;
 
-use crate::config::GrafanaConfig;
+use super::config::GrafanaConfig;
 use crate::job::Chart;
 
 /// A page to render at a size.

@@ -7,11 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use url::Url;
 
+use super::config::StorageConfig;
 use super::signing::{Rejected, Signer};
 use super::{content_key, ImageStore, StorageError, Stored};
 use crate::check::CheckRow;
 use crate::clock::unix_now;
-use crate::config::Config;
 
 /// The purpose signed into image URLs.
 pub const PURPOSE: &str = "image";
@@ -35,19 +35,14 @@ pub fn valid_key(key: &str) -> bool {
 }
 
 impl InternalStore {
-    pub fn new(config: &Config) -> Result<Self, StorageError> {
-        let storage = config
-            .storage
-            .as_ref()
-            .ok_or_else(|| StorageError::new("no [storage] section"))?;
+    pub fn new(storage: &StorageConfig, public_url: Option<&Url>) -> Result<Self, StorageError> {
         let signing_key = storage
             .signing_key
             .clone()
             .ok_or_else(|| StorageError::new("storage.signing_key is required"))?;
-        let public_url =
-            config.http.public_url.clone().ok_or_else(|| {
-                StorageError::new("http.public_url is required for internal storage")
-            })?;
+        let public_url = public_url
+            .cloned()
+            .ok_or_else(|| StorageError::new("http.public_url is required for internal storage"))?;
         Ok(Self {
             dir: storage.dir.clone(),
             signer: Signer::new(signing_key),

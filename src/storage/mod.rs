@@ -6,12 +6,13 @@
 //! HTTP server) and `s3` (any S3-compatible store, presigned GET URLs).
 //! Keys are content hashes, so the same chart stored twice is one object.
 
+pub mod config;
 pub mod internal;
 pub mod s3;
 pub mod signing;
 
 use crate::check::CheckRow;
-use crate::config::{Config, StorageKind};
+use config::{StorageConfig, StorageKind};
 
 /// Where a stored PNG can be fetched.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,12 +75,19 @@ pub enum Storage {
 impl Storage {
     /// Build the store `[storage]` names; `None` when there is no
     /// `[storage]` section (charts then go inline only).
-    pub async fn from_config(config: &Config) -> Result<Option<Self>, StorageError> {
-        let Some(storage) = &config.storage else {
+    /// `public_url` is `[http] public_url`, which internal storage builds
+    /// its image URLs from.
+    pub async fn new(
+        storage: Option<&StorageConfig>,
+        public_url: Option<&url::Url>,
+    ) -> Result<Option<Self>, StorageError> {
+        let Some(storage) = storage else {
             return Ok(None);
         };
         Ok(Some(match &storage.kind {
-            StorageKind::Internal => Storage::Internal(internal::InternalStore::new(config)?),
+            StorageKind::Internal => {
+                Storage::Internal(internal::InternalStore::new(storage, public_url)?)
+            }
             StorageKind::S3(s3) => Storage::S3(s3::S3Store::new(s3, storage.url_ttl).await?),
         }))
     }

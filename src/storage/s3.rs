@@ -18,9 +18,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use url::Url;
 
+use super::config::S3Config;
 use super::{content_key, ImageStore, StorageError, Stored};
 use crate::check::CheckRow;
-use crate::config::S3Config;
 
 /// The longest a SigV4 presigned URL can live: S3 refuses URLs signed for
 /// more than 7 days, so a longer `url_ttl` is clamped to this.

@@ -21,8 +21,6 @@ use std::path::Path;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::channels::ChannelKind;
-
 /// Instructions one render may run; real templates use a few thousand.
 pub const FUEL: u64 = 2_000_000;
 /// Bytes one render may write: room for a template that writes the
@@ -158,13 +156,16 @@ impl Templates {
     }
 
     /// Add a destination's overrides from `dir`, checking each compiles.
+    /// `channel` names the destination's channel and `known` its default
+    /// templates (`email/subject.j2`, …), which the files must match.
     pub fn add_overrides(
         &mut self,
         destination: &str,
-        channel: ChannelKind,
+        channel: &str,
+        known: &[&str],
         dir: &Path,
     ) -> Result<(), String> {
-        for (default_name, source, file) in read_override_dir(channel, dir)? {
+        for (default_name, source, file) in read_override_dir(channel, known, dir)? {
             let name = file.display().to_string();
             self.env
                 .add_template_owned(name.clone(), source)
@@ -259,14 +260,15 @@ impl Templates {
 }
 
 /// Read the override files in `dir`: each must be one of `channel`'s
-/// template names (`subject.j2`, …); anything else is a typo to report.
+/// template names (`known`: `email/subject.j2`, …, matched by file name);
+/// anything else is a typo to report.
 pub fn read_override_dir(
-    channel: ChannelKind,
+    channel: &str,
+    known: &[&str],
     dir: &Path,
 ) -> Result<Vec<(String, String, std::path::PathBuf)>, String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    let known: Vec<&str> = channel.templates().to_vec();
     let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
@@ -276,8 +278,7 @@ pub fn read_override_dir(
             .find(|n| n.rsplit('/').next() == Some(file_name.as_str()))
         else {
             return Err(format!(
-                "{file_name} is not a template of channel {} (expected any of: {})",
-                channel.name(),
+                "{file_name} is not a template of channel {channel} (expected any of: {})",
                 known
                     .iter()
                     .filter_map(|n| n.rsplit('/').next())

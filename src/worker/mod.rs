@@ -249,9 +249,13 @@ impl Context {
         shutdown: impl Future<Output = ()>,
     ) -> Result<Self, WorkerError> {
         let destinations = Destinations::build(&config, None).map_err(WorkerError::Setup)?;
-        let charts = Charts::from_config(&config)
-            .await
-            .map_err(|e| WorkerError::Setup(format!("storage: {e}")))?;
+        let charts = Charts::new(
+            &config.render,
+            config.storage.as_ref(),
+            config.http.public_url.as_ref(),
+        )
+        .await
+        .map_err(|e| WorkerError::Setup(format!("storage: {e}")))?;
         let url = match &config.store {
             Some(s) => s.url.clone(),
             None => {

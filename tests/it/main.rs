@@ -11,6 +11,7 @@ mod email;
 mod examples;
 mod jobs;
 mod limits;
+mod modules;
 mod render;
 mod resilience;
 mod secrets;

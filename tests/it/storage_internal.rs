@@ -34,7 +34,13 @@ async fn start(url_ttl: &str) -> Served {
         dir.path().join("images").display()
     );
     let config = Config::parse(&text, "test", Rc::new(|_| None)).unwrap();
-    let store = Arc::new(InternalStore::new(&config).unwrap());
+    let store = Arc::new(
+        InternalStore::new(
+            config.storage.as_ref().unwrap(),
+            config.http.public_url.as_ref(),
+        )
+        .unwrap(),
+    );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let state = HttpState {
         images: Some(store.clone()),

@@ -39,7 +39,7 @@ secret_access_key = "{secret}"
 async fn store_from(toml: &str) -> Storage {
     let config = Config::parse(toml, "test config", Rc::new(|_: &str| None::<String>))
         .unwrap_or_else(|e| panic!("the test config is invalid: {e}"));
-    Storage::from_config(&config)
+    Storage::new(config.storage.as_ref(), config.http.public_url.as_ref())
         .await
         .expect("build the S3 store")
         .expect("[storage] is configured")
