@@ -20,8 +20,8 @@ pub use crate::delivery::ActionUrls;
 
 use crate::broker::{Broker, BrokerError, SIGNAL_KEY};
 use crate::config::{BrokerConfig, Config};
+use crate::images::signing::{Rejected, Signer};
 use crate::job::{Signal, SignalKind, V1};
-use crate::storage::signing::{Rejected, Signer};
 
 /// Group ids keep letters, digits and `-._~` as they are in a link's path.
 const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

@@ -20,12 +20,12 @@
 //! | | [`rate`] | rate-limit slots (a destination's `20/min`) |
 //! | | [`delivery`], [`plan`] | the words every later stage shares: one [`delivery::Delivery`] to one target, its chart images, a send's outcome and its typed error; one planned delivery per target |
 //! | | [`retry`], [`template`], [`outbox`], [`store`] | retry policy; minijinja, bounded and fitted to vendor limits; what would be sent, on disk; the notification log and group state |
-//! | plan, deliver | [`chain`], [`channels`], [`storage`], [`suppress`] | escalation steps of an alert group; one folder per channel (email, webhook, WeCom, PrometheusAlert, Slack); PNGs behind signed or presigned URLs; repeats held back in a window |
+//! | plan, deliver | [`chain`], [`channels`], [`images`], [`suppress`] | escalation steps of an alert group; one folder per channel (email, webhook, WeCom, PrometheusAlert, Slack); PNGs behind signed or presigned URLs; repeats held back in a window |
 //! | render | [`render`] | charts, once per job, in a warm Chromium pool behind an origin gate |
 //! | | [`config`] | one TOML file, every bad key reported at once; each section's reader beside its module |
 //! | validate | [`validate`], [`destinations`], [`broker`] | a job against the configured destinations; the configured destinations with their senders, retry and rate; RabbitMQ topology and delay tiers |
 //! | | [`actions`] | signed acknowledge/resolve/silence links |
-//! | entry points | [`send`], [`worker`], [`http`] | `fanout send` in process; the RabbitMQ worker's stages; the HTTP server (health, metrics, images, action links) |
+//! | entry points | [`send`], [`worker`], [`server`] | `fanout send` in process; the RabbitMQ worker's stages; the HTTP server (health, metrics, images, action links) |
 
 pub mod actions;
 pub mod broker;
@@ -37,7 +37,7 @@ pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod destinations;
-pub mod http;
+pub mod images;
 pub mod job;
 pub mod logging;
 pub mod metrics;
@@ -50,8 +50,8 @@ pub mod retry;
 pub mod secret;
 pub mod section;
 pub mod send;
+pub mod server;
 pub mod span;
-pub mod storage;
 pub mod store;
 pub mod suppress;
 pub mod template;

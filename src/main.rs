@@ -12,12 +12,12 @@ use fanout::broker::Broker;
 use fanout::check::{CheckRow, Table};
 use fanout::config::{Config, LoadError, StorageKind};
 use fanout::destinations::Destinations;
-use fanout::http::HttpState;
+use fanout::images::internal::InternalStore;
+use fanout::images::Storage;
 use fanout::logging::{self, LogFormat};
 use fanout::outbox::Outbox;
 use fanout::render::{ChartRenderer, Charts};
-use fanout::storage::internal::InternalStore;
-use fanout::storage::Storage;
+use fanout::server::HttpState;
 use fanout::store::Store;
 
 /// Exit statuses: the contract scripts and CI rely on.
@@ -414,7 +414,7 @@ async fn worker(config_path: Option<&Path>, pool: Option<&Path>, prefetch: Optio
         metrics: Some(metrics.clone()),
         actions: action_endpoint(&config),
     };
-    let http = tokio::spawn(fanout::http::serve(listener, state, async move {
+    let http = tokio::spawn(fanout::server::serve(listener, state, async move {
         let _ = http_stopped.await;
     }));
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));
@@ -522,10 +522,10 @@ fn required_broker(config: &Config, for_what: &str) -> Option<fanout::config::Br
 }
 
 /// Action links work where both `[actions]` and `[broker]` are set.
-fn action_endpoint(config: &Config) -> Option<std::sync::Arc<fanout::http::ActionEndpoint>> {
+fn action_endpoint(config: &Config) -> Option<std::sync::Arc<fanout::server::ActionEndpoint>> {
     let links = fanout::actions::ActionLinks::from_config(config)?;
     let broker = config.broker.clone()?;
-    Some(std::sync::Arc::new(fanout::http::ActionEndpoint {
+    Some(std::sync::Arc::new(fanout::server::ActionEndpoint {
         links,
         signals: fanout::actions::SignalSender::new(broker),
     }))
@@ -545,33 +545,10 @@ async fn send_signal(
         SignalArg::Silence => SignalKind::Silence,
         SignalArg::Unsilence => SignalKind::Unsilence,
     };
-    if !fanout::job::valid_id(group, 200) {
-        eprintln!("fanout: group {group:?}: use 1 to 200 of letters, digits and `._:@-`");
+    if kind != SignalKind::Silence && until.is_some() {
+        eprintln!("fanout: --until goes with silence only");
         return BAD_INPUT;
     }
-    match (kind, &until) {
-        (SignalKind::Silence, None) => {
-            eprintln!("fanout: silence needs --until (e.g. --until 1h)");
-            return BAD_INPUT;
-        }
-        (SignalKind::Silence, Some(text)) => {
-            if let Err(e) = fanout::clock::instant::silence_until(text, chrono::Utc::now()) {
-                eprintln!("fanout: --until: {e}");
-                return BAD_INPUT;
-            }
-        }
-        (_, Some(_)) => {
-            eprintln!("fanout: --until goes with silence only");
-            return BAD_INPUT;
-        }
-        (_, None) => {}
-    }
-    let Some((config, _demo)) = load_config(config_path).await else {
-        return BAD_INPUT;
-    };
-    let Some(broker_config) = required_broker(&config, "to send a signal") else {
-        return BAD_INPUT;
-    };
     let by = by.or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()));
     let signal = fanout::job::Signal {
         version: fanout::job::V1,
@@ -579,6 +556,23 @@ async fn send_signal(
         group_id: group.to_string(),
         until,
         by,
+    };
+    // The worker's own check, so what is refused here is what it would
+    // dead-letter.
+    if let Err(e) = signal.check(chrono::Utc::now()) {
+        let e = match e.field {
+            "until" if signal.until.is_none() => "silence needs --until (e.g. --until 1h)".into(),
+            "until" => format!("--until: {}", e.message),
+            _ => format!("group {group:?}: {}", e.message),
+        };
+        eprintln!("fanout: {e}");
+        return BAD_INPUT;
+    }
+    let Some((config, _demo)) = load_config(config_path).await else {
+        return BAD_INPUT;
+    };
+    let Some(broker_config) = required_broker(&config, "to send a signal") else {
+        return BAD_INPUT;
     };
     let sender = fanout::actions::SignalSender::new(broker_config);
     match sender.send(&signal).await {
@@ -910,7 +904,7 @@ async fn serve(config_path: Option<&Path>) -> u8 {
         actions: action_endpoint(&config),
         ..HttpState::default()
     };
-    match fanout::http::serve(listener, state, shutdown_signal()).await {
+    match fanout::server::serve(listener, state, shutdown_signal()).await {
         Ok(()) => DELIVERED,
         Err(e) => {
             eprintln!("fanout: HTTP server: {e}");

@@ -26,12 +26,12 @@ pub struct DeadLetter {
 
 /// Headers that describe a past life, removed on replay.
 const SPENT: &[&str] = &[
-    "x-fanout-stage",
-    "x-fanout-reason",
-    "x-fanout-due",
-    "fanout-attempt",
-    "fanout-first",
-    "fanout-slot",
+    super::STAGE_HEADER,
+    super::REASON_HEADER,
+    super::DUE_HEADER,
+    super::ATTEMPT_HEADER,
+    super::FIRST_HEADER,
+    super::SLOT_HEADER,
     "x-death",
     "x-first-death-exchange",
     "x-first-death-queue",
@@ -60,8 +60,8 @@ fn describe(message: &lapin::message::Delivery) -> DeadLetter {
         .filter(|c| !c.is_control())
         .collect();
     DeadLetter {
-        stage: text("x-fanout-stage"),
-        reason: text("x-fanout-reason"),
+        stage: text(super::STAGE_HEADER),
+        reason: text(super::REASON_HEADER),
         route: text(ROUTE_HEADER),
         bytes: message.data.len(),
         preview,

@@ -15,12 +15,15 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
-use serde_json::{Map, Value};
 use std::time::Duration;
 
 pub mod dead;
+pub mod headers;
+pub mod topology;
 
-use crate::channels::ChannelKind;
+pub use headers::*;
+pub use topology::*;
+
 use crate::config::BrokerConfig;
 
 /// Why the broker could not be used. Never holds the password.
@@ -31,150 +34,12 @@ pub struct BrokerError {
     pub message: String,
 }
 
-/// The names of everything fanout declares.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Topology {
-    pub exchange: String,
-    /// Where delay tiers send due messages back, by their `fanout-route`.
-    pub returns: String,
-    pub jobs: String,
-    pub render: String,
-    pub dead: String,
-    prefix: String,
-}
-
-/// Which queue a message lives in, named as the `fanout-route` header
-/// says it: a due message goes back to where it came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
-    Jobs,
-    /// Running escalation chains: a [`crate::chain::Cursor`] per message.
-    Chains,
-    Render,
-    Deliver(ChannelKind),
-}
-
-impl Route {
-    /// Every route the topology binds.
-    pub fn all() -> Vec<Route> {
-        let mut all = vec![Route::Jobs, Route::Chains, Route::Render];
-        all.extend(ChannelKind::ALL.iter().map(|k| Route::Deliver(*k)));
-        all
-    }
-
-    pub fn name(self) -> String {
-        match self {
-            Route::Jobs => JOB_KEY.to_string(),
-            Route::Chains => "chain".to_string(),
-            Route::Render => "render".to_string(),
-            Route::Deliver(kind) => format!("deliver.{}", kind.name()),
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Route> {
-        Route::all().into_iter().find(|r| r.name() == name)
-    }
-}
-
-/// The header naming the queue a delayed message returns to. (RabbitMQ's
-/// headers exchange ignores `x-` headers, hence no prefix.)
-pub const ROUTE_HEADER: &str = "fanout-route";
-
-/// Delay tiers: a message waits in the largest tier not past its due time,
-/// then dead-letters back to `fanout.jobs` and is looked at again, hop by
-/// hop. No timer lives in a worker; no broker plugin is needed.
-/// The shortest tier keeps the last hop's overshoot under a quarter second.
-pub const DELAY_TIERS: [Duration; 7] = [
-    Duration::from_millis(250),
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(30),
-    Duration::from_secs(120),
-    Duration::from_secs(600),
-    Duration::from_secs(3600),
-];
-
-/// When the job entered fanout (unix ms), for the latency histogram.
-pub const ENQUEUED_HEADER: &str = "fanout-enqueued";
-
-/// The header that carries when a delayed message is due (unix ms).
-pub const DUE_HEADER: &str = "x-fanout-due";
-
-impl Topology {
-    pub fn new(prefix: &str) -> Self {
-        Self {
-            exchange: format!("{prefix}fanout"),
-            returns: format!("{prefix}fanout.return"),
-            jobs: format!("{prefix}fanout.jobs"),
-            render: format!("{prefix}fanout.render"),
-            dead: format!("{prefix}fanout.dead"),
-            prefix: prefix.to_string(),
-        }
-    }
-
-    /// The queue a route names.
-    pub fn queue(&self, route: Route) -> String {
-        match route {
-            Route::Jobs => self.jobs.clone(),
-            Route::Chains => format!("{}fanout.chains", self.prefix),
-            Route::Render => self.render.clone(),
-            Route::Deliver(kind) => format!("{}fanout.deliver.{}", self.prefix, kind.name()),
-        }
-    }
-
-    /// The queue of a delay tier, e.g. `fanout.delay.30s`.
-    pub fn delay(&self, tier: Duration) -> String {
-        format!(
-            "{}fanout.delay.{}",
-            self.prefix,
-            humantime::format_duration(tier)
-        )
-    }
-
-    /// Both exchanges fanout declares (for cleanup).
-    pub fn exchanges(&self) -> [String; 2] {
-        [self.exchange.clone(), self.returns.clone()]
-    }
-
-    /// Every queue fanout declares (for cleanup and checks).
-    pub fn queues(&self) -> Vec<String> {
-        let mut all: Vec<String> = Route::all().into_iter().map(|r| self.queue(r)).collect();
-        all.push(self.dead.clone());
-        all.extend(DELAY_TIERS.iter().map(|t| self.delay(*t)));
-        all
-    }
-}
-
-/// The tier to wait in for `remaining`: the largest not longer than it
-/// (the shortest when less than a second remains).
-pub fn tier_for(remaining: Duration) -> Duration {
-    DELAY_TIERS
-        .iter()
-        .rev()
-        .find(|t| **t <= remaining)
-        .copied()
-        .unwrap_or(DELAY_TIERS[0])
-}
-
-/// Routing keys producers publish with.
-pub const JOB_KEY: &str = "job";
-pub const SIGNAL_KEY: &str = "signal";
-
 /// A connection with a confirming channel and the topology declared.
 pub struct Broker {
     connection: Connection,
     channel: Channel,
     pub topology: Topology,
     shown: String,
-}
-
-fn quorum() -> FieldTable {
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    args
 }
 
 impl Broker {
@@ -386,8 +251,8 @@ impl Broker {
         let mut properties = with_headers(
             original,
             &[
-                ("x-fanout-stage", AMQPValue::LongString(stage.into())),
-                ("x-fanout-reason", AMQPValue::LongString(reason.into())),
+                (STAGE_HEADER, AMQPValue::LongString(stage.into())),
+                (REASON_HEADER, AMQPValue::LongString(reason.into())),
                 (ROUTE_HEADER, AMQPValue::LongString(route.name().into())),
             ],
         );
@@ -396,108 +261,6 @@ impl Broker {
         }
         self.publish_confirmed("", &self.topology.dead, true, body, properties)
             .await
-    }
-}
-
-/// The original properties, persistent, with `extra` headers set, and
-/// without a per-message TTL (`expiration`). A Celery 5.3+ producer sets
-/// one for `expires=`; fanout's escalate stage honours `expires` itself,
-/// and a message parked in a delay tier or kept in `fanout.dead` must not
-/// vanish when the producer's TTL runs out there.
-fn with_headers(original: &BasicProperties, extra: &[(&str, AMQPValue)]) -> BasicProperties {
-    let mut headers = original.headers().clone().unwrap_or_default();
-    for (name, value) in extra {
-        headers.insert((*name).into(), value.clone());
-    }
-    let mut properties = BasicProperties::default()
-        .with_headers(headers)
-        .with_delivery_mode(2);
-    if let Some(v) = original.content_type() {
-        properties = properties.with_content_type(v.clone());
-    }
-    if let Some(v) = original.content_encoding() {
-        properties = properties.with_content_encoding(v.clone());
-    }
-    if let Some(v) = original.priority() {
-        properties = properties.with_priority(*v);
-    }
-    if let Some(v) = original.correlation_id() {
-        properties = properties.with_correlation_id(v.clone());
-    }
-    if let Some(v) = original.reply_to() {
-        properties = properties.with_reply_to(v.clone());
-    }
-    if let Some(v) = original.message_id() {
-        properties = properties.with_message_id(v.clone());
-    }
-    if let Some(v) = original.timestamp() {
-        properties = properties.with_timestamp(*v);
-    }
-    if let Some(v) = original.kind() {
-        properties = properties.with_type(v.clone());
-    }
-    if let Some(v) = original.app_id() {
-        properties = properties.with_app_id(v.clone());
-    }
-    properties
-}
-
-/// AMQP headers as plain JSON (what Celery's headers look like in Python).
-pub fn headers_to_json(table: &FieldTable) -> Map<String, Value> {
-    table
-        .inner()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), amqp_to_json(v)))
-        .collect()
-}
-
-fn amqp_to_json(value: &AMQPValue) -> Value {
-    match value {
-        AMQPValue::Boolean(b) => Value::Bool(*b),
-        AMQPValue::ShortShortInt(n) => (*n).into(),
-        AMQPValue::ShortShortUInt(n) => (*n).into(),
-        AMQPValue::ShortInt(n) => (*n).into(),
-        AMQPValue::ShortUInt(n) => (*n).into(),
-        AMQPValue::LongInt(n) => (*n).into(),
-        AMQPValue::LongUInt(n) => (*n).into(),
-        AMQPValue::LongLongInt(n) => (*n).into(),
-        AMQPValue::Timestamp(n) => (*n).into(),
-        AMQPValue::Float(f) => (*f).into(),
-        AMQPValue::Double(f) => (*f).into(),
-        AMQPValue::ShortString(s) => s.as_str().into(),
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned().into(),
-        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(amqp_to_json).collect()),
-        AMQPValue::FieldTable(t) => Value::Object(headers_to_json(t)),
-        AMQPValue::DecimalValue(_) | AMQPValue::ByteArray(_) | AMQPValue::Void => Value::Null,
-    }
-}
-
-/// Plain JSON as an AMQP header table (for producers and tests).
-pub fn json_to_headers(map: &Map<String, Value>) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in map {
-        table.insert(k.as_str().into(), json_to_amqp(v));
-    }
-    table
-}
-
-fn json_to_amqp(value: &Value) -> AMQPValue {
-    match value {
-        Value::Null => AMQPValue::Void,
-        Value::Bool(b) => AMQPValue::Boolean(*b),
-        Value::Number(n) => n
-            .as_i64()
-            .map(AMQPValue::LongLongInt)
-            .unwrap_or_else(|| AMQPValue::Double(n.as_f64().unwrap_or_default())),
-        Value::String(s) => AMQPValue::LongString(s.as_str().into()),
-        Value::Array(a) => {
-            let mut array = lapin::types::FieldArray::default();
-            for v in a {
-                array.push(json_to_amqp(v));
-            }
-            AMQPValue::FieldArray(array)
-        }
-        Value::Object(o) => AMQPValue::FieldTable(json_to_headers(o)),
     }
 }
 
@@ -595,6 +358,7 @@ async fn declare(channel: &Channel, t: &Topology) -> lapin::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channels::ChannelKind;
 
     #[test]
     fn a_wait_takes_the_largest_tier_that_does_not_overshoot() {

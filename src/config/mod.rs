@@ -25,10 +25,10 @@ pub use crate::section::{ConfigError, ConfigErrors};
 /// the outbox, so `fanout send examples/jobs/firing.json` works at once.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
+use crate::images::config::read_storage;
+pub use crate::images::config::{S3Config, StorageConfig, StorageKind, MIN_SIGNING_KEY_BYTES};
 use crate::render::config::read_render;
 pub use crate::render::config::{GrafanaConfig, RenderConfig};
-use crate::storage::config::read_storage;
-pub use crate::storage::config::{S3Config, StorageConfig, StorageKind, MIN_SIGNING_KEY_BYTES};
 
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -486,6 +486,46 @@ pub struct Signal {
     pub by: Option<String>,
 }
 
+/// Why a signal cannot be applied: the field and what is wrong with it
+/// (`group_id: use 1 to 200 of …`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SignalError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl Signal {
+    /// The one check of a signal, made by whoever sends it (`fanout
+    /// signal`) and by the worker that applies it: the group id is plain
+    /// ([`valid_id`], at most 200 bytes), and a silence has an end — an RFC
+    /// 3339 time or a duration from `now` — that is ahead and within a
+    /// year. Returns that end for a silence, `None` otherwise (`until` on
+    /// another kind is ignored).
+    pub fn check(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, SignalError> {
+        if !valid_id(&self.group_id, 200) {
+            return Err(SignalError {
+                field: "group_id",
+                message: "use 1 to 200 of letters, digits and `._:@-`, not starting with `.`"
+                    .into(),
+            });
+        }
+        match (self.signal, self.until.as_deref()) {
+            (SignalKind::Silence, Some(text)) => crate::clock::instant::silence_until(text, now)
+                .map(Some)
+                .map_err(|message| SignalError {
+                    field: "until",
+                    message,
+                }),
+            (SignalKind::Silence, None) => Err(SignalError {
+                field: "until",
+                message: "a silence needs an end (\"1h\" or an RFC 3339 time)".into(),
+            }),
+            _ => Ok(None),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SignalKind {
@@ -528,4 +568,48 @@ pub fn valid_id(id: &str, max: usize) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(kind: SignalKind, group: &str, until: Option<&str>) -> Signal {
+        Signal {
+            version: V1,
+            signal: kind,
+            group_id: group.into(),
+            until: until.map(str::to_string),
+            by: None,
+        }
+    }
+
+    #[test]
+    fn a_signal_is_checked_once_for_sender_and_worker() {
+        let now = Utc::now();
+        let ok = signal(SignalKind::Silence, "ag-1", Some("1h"))
+            .check(now)
+            .unwrap();
+        assert_eq!(ok, Some(now + chrono::Duration::hours(1)));
+        assert_eq!(
+            signal(SignalKind::Acknowledge, "ag-1", None).check(now),
+            Ok(None)
+        );
+        let field = |s: Signal| s.check(now).unwrap_err().field;
+        assert_eq!(field(signal(SignalKind::Resolve, "../x", None)), "group_id");
+        assert_eq!(field(signal(SignalKind::Resolve, "", None)), "group_id");
+        assert_eq!(field(signal(SignalKind::Silence, "ag-1", None)), "until");
+        assert_eq!(
+            field(signal(SignalKind::Silence, "ag-1", Some("whenever"))),
+            "until"
+        );
+        assert_eq!(
+            field(signal(
+                SignalKind::Silence,
+                "ag-1",
+                Some("2000-01-01T00:00:00Z")
+            )),
+            "until"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Each chart becomes a page to load ([`target`]), judged by the origin
 //! policy ([`origin`]), rendered by the warm Chromium pool ([`browser`])
-//! and stored ([`crate::storage`]) for a signed URL. A chart that cannot be
+//! and stored ([`crate::images`]) for a signed URL. A chart that cannot be
 //! rendered never holds the alert back: its delivery goes out with the
 //! panel link and the reason, and the failure is logged and counted.
 
@@ -14,7 +14,6 @@ pub mod origin;
 pub mod ready;
 pub mod target;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tracing::warn;
@@ -23,13 +22,10 @@ pub use browser::{ChartRenderer, RenderError};
 pub use target::{panel_link, render_target, RenderTarget};
 
 use crate::delivery::ChartImage;
+use crate::images::config::StorageConfig;
+use crate::images::Storage;
 use crate::job::{Chart, Job};
-use crate::storage::config::StorageConfig;
-use crate::storage::Storage;
 use config::{GrafanaConfig, RenderConfig};
-
-/// Charts that went out without an image, since start.
-pub static CHART_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// Why a chart has no image when no renderer could be started.
 pub fn no_renderer(reason: &str) -> String {
@@ -53,7 +49,7 @@ impl Charts {
         render: &RenderConfig,
         storage: Option<&StorageConfig>,
         public_url: Option<&url::Url>,
-    ) -> Result<Self, crate::storage::StorageError> {
+    ) -> Result<Self, crate::images::StorageError> {
         Ok(Self {
             renderer: ChartRenderer::new(render).map_err(|e| e.to_string()),
             storage: Storage::new(storage, public_url).await?,
@@ -128,7 +124,6 @@ async fn one_chart(
             image.png = Some(Arc::new(png));
         }
         Err(reason) => {
-            CHART_FAILURES.fetch_add(1, Ordering::Relaxed);
             warn!(message = "Chart not rendered; sending without it.", job = %job.id, chart = index, error = %reason);
             image.error = Some(reason);
         }

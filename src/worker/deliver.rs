@@ -13,17 +13,12 @@ use lapin::types::AMQPValue;
 use tracing::{debug, info, warn};
 
 use super::message::DeliveryOrder;
-use super::{headers_of, Context, Disposition};
+use super::{headers_of, Context, Disposition, FailedAt};
 use crate::chain::group::{self, Gate, GroupState};
 use crate::metrics::{ChannelLabels, DestinationLabels};
 use crate::rate::{RateLimit, SlotTime};
 
-/// Headers a delivery carries between attempts.
-pub const ATTEMPT_HEADER: &str = "fanout-attempt";
-pub const FIRST_HEADER: &str = "fanout-first";
-pub const SLOT_HEADER: &str = "fanout-slot";
-/// Where a failed send of several requests stopped (a resume point).
-pub const PROGRESS_HEADER: &str = "fanout-progress";
+use crate::broker::{ATTEMPT_HEADER, FIRST_HEADER, PROGRESS_HEADER, SLOT_HEADER};
 
 /// What a delivery carries between attempts (in its message's headers,
 /// or from the stage that planned it for a first attempt there).
@@ -95,12 +90,12 @@ pub enum Attempted {
 pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
     let order = match DeliveryOrder::decode(&message.data) {
         Ok(order) => order,
-        Err(e) => return Disposition::dead("deliver", "malformed", e),
+        Err(e) => return Disposition::dead(FailedAt::Deliver, "malformed", e),
     };
     match attempt(ctx, order, Attempt::of(message)).await {
         Attempted::Done => Disposition::Done,
         Attempted::Later { due_ms, headers } => Disposition::Later { due_ms, headers },
-        Attempted::Dead { label, reason } => Disposition::dead("deliver", label, reason),
+        Attempted::Dead { label, reason } => Disposition::dead(FailedAt::Deliver, label, reason),
     }
 }
 

@@ -16,7 +16,7 @@ use lapin::message::Delivery as AmqpMessage;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::{headers_of, notify, Context, Disposition, Outgoing};
+use super::{headers_of, notify, Context, Disposition, FailedAt, Outgoing};
 use crate::broker::Route;
 use crate::chain::group::{self, Applied, Claim, Gate, GroupState, Scheduled};
 use crate::chain::{self, Cursor, Then};
@@ -58,11 +58,11 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
                     Err(disposition) => return disposition,
                 }
             }
-            Err(e) => return Disposition::dead("decode", "malformed", e.to_string()),
+            Err(e) => return Disposition::dead(FailedAt::Decode, "malformed", e.to_string()),
         }
     };
     if let Err(e) = validate(&job, &ctx.config) {
-        return Disposition::dead("validate", "invalid", e.to_string());
+        return Disposition::dead(FailedAt::Validate, "invalid", e.to_string());
     }
     let enqueued = headers
         .get(super::ENQUEUED_HEADER)
@@ -94,7 +94,7 @@ fn from_celery(
         .as_ref()
         .map(|c| c.as_str().to_string());
     let c = celery::decode_celery(headers, content_type, encoding.as_deref(), &message.data)
-        .map_err(|e| Disposition::dead("decode", "malformed", e.to_string()))?;
+        .map_err(|e| Disposition::dead(FailedAt::Decode, "malformed", e.to_string()))?;
     let now = Utc::now();
     if c.expires.is_some_and(|t| t < now) {
         info!(message = "Dropped an expired Celery job.", job = %c.job.id, task = %c.task_id);
@@ -120,7 +120,7 @@ fn from_celery(
 pub async fn handle_step(ctx: &Context, message: &AmqpMessage) -> Disposition {
     let cursor = match Cursor::decode(&message.data) {
         Ok(cursor) => cursor,
-        Err(e) => return Disposition::dead("escalate", "malformed", e),
+        Err(e) => return Disposition::dead(FailedAt::Escalate, "malformed", e),
     };
     let headers = headers_of(message);
     let enqueued = headers
@@ -369,28 +369,9 @@ fn park(cursor: &Cursor, due: DateTime<Utc>, enqueued: i64) -> Outgoing {
 
 async fn apply_signal(ctx: &Context, signal: Signal) -> Disposition {
     let now = Utc::now();
-    if !crate::job::valid_id(&signal.group_id, 200) {
-        return Disposition::dead(
-            "validate",
-            "invalid",
-            "group_id: use 1 to 200 of letters, digits and `._:@-`, not starting with `.`",
-        );
-    }
-    let until = match (signal.signal, signal.until.as_deref()) {
-        (SignalKind::Silence, Some(text)) => {
-            match crate::clock::instant::silence_until(text, now) {
-                Ok(until) => Some(until),
-                Err(e) => return Disposition::dead("validate", "invalid", format!("until: {e}")),
-            }
-        }
-        (SignalKind::Silence, None) => {
-            return Disposition::dead(
-                "validate",
-                "invalid",
-                "until: a silence needs an end (\"1h\" or an RFC 3339 time)",
-            )
-        }
-        _ => None,
+    let until = match signal.check(now) {
+        Ok(until) => until,
+        Err(e) => return Disposition::dead(FailedAt::Validate, "invalid", e.to_string()),
     };
     let kind = signal.signal;
     let by = signal.by.clone();

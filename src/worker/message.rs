@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::delivery::ActionUrls;
 use crate::delivery::{ChartImage, Delivery};
+use crate::images::Storage;
 use crate::job::{Job, Target};
 use crate::plan::Planned;
-use crate::storage::Storage;
 use crate::store::DeliveryKey;
 use crate::suppress::Summary;
 

@@ -119,6 +119,35 @@ where
     }
 }
 
+/// Where in the flow a message failed for good: its dead letter's
+/// `x-fanout-stage` header and the `stage` label of
+/// `fanout_dead_letters_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailedAt {
+    /// Not a job or signal fanout can read.
+    Decode,
+    /// Read, but against the contract or the configured destinations.
+    Validate,
+    /// A chain's cursor that cannot be read.
+    Escalate,
+    /// A render order that cannot be read.
+    Render,
+    /// A delivery that failed for good, or cannot be read.
+    Deliver,
+}
+
+impl FailedAt {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailedAt::Decode => "decode",
+            FailedAt::Validate => "validate",
+            FailedAt::Escalate => "escalate",
+            FailedAt::Render => "render",
+            FailedAt::Deliver => "deliver",
+        }
+    }
+}
+
 /// What every stage reads from: the config and everything built from it.
 pub struct Context {
     pub config: Config,
@@ -140,7 +169,7 @@ pub struct Outgoing {
     pub due_ms: Option<i64>,
     /// To `fanout.dead` instead, as if it had failed in `route`:
     /// (stage, metrics label, reason).
-    pub dead: Option<(&'static str, String, String)>,
+    pub dead: Option<(FailedAt, String, String)>,
 }
 
 impl Outgoing {
@@ -161,7 +190,7 @@ impl Outgoing {
     pub fn dead(
         route: Route,
         body: Vec<u8>,
-        stage: &'static str,
+        stage: FailedAt,
         label: String,
         reason: String,
     ) -> Self {
@@ -197,7 +226,7 @@ pub enum Disposition {
     },
     /// Copy to `fanout.dead` with the reason (confirmed), then ack.
     Dead {
-        stage: &'static str,
+        stage: FailedAt,
         /// A bounded label for metrics.
         label: String,
         reason: String,
@@ -205,7 +234,7 @@ pub enum Disposition {
 }
 
 impl Disposition {
-    pub fn dead(stage: &'static str, label: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn dead(stage: FailedAt, label: impl Into<String>, reason: impl Into<String>) -> Self {
         Disposition::Dead {
             stage,
             label: label.into(),
@@ -489,6 +518,7 @@ async fn settle(
         Disposition::Forward(outgoing) => {
             let sends = outgoing.into_iter().map(|o| async move {
                 if let Some((stage, label, reason)) = o.dead {
+                    let stage = stage.name();
                     warn!(message = "Dead-lettering a message.", stage, %reason);
                     ctx.metrics.dead(stage, label);
                     let properties = lapin::BasicProperties::default()
@@ -527,6 +557,7 @@ async fn settle(
             label,
             reason,
         } => {
+            let stage = stage.name();
             warn!(message = "Dead-lettering a message.", stage, %reason);
             ctx.metrics.dead(stage, label);
             broker

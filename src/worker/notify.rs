@@ -12,7 +12,7 @@ use lapin::types::AMQPValue;
 use super::deliver::{self, Attempted};
 use super::message::DeliveryOrder;
 use super::pool::Stage;
-use super::{Context, Outgoing};
+use super::{Context, FailedAt, Outgoing};
 use crate::broker::Route;
 use crate::chain::group::GroupState;
 use crate::chain::{Cursor, RESOLVED_STEP};
@@ -94,14 +94,18 @@ async fn attempt_or_forward(
                     out.headers.insert(name.into(), value);
                 }
                 out.headers.insert(
-                    deliver::FIRST_HEADER.into(),
+                    crate::broker::FIRST_HEADER.into(),
                     AMQPValue::LongLongInt(first_ms),
                 );
                 Some(out)
             }
-            Attempted::Dead { label, reason } => {
-                Some(Outgoing::dead(route, body, "deliver", label, reason))
-            }
+            Attempted::Dead { label, reason } => Some(Outgoing::dead(
+                route,
+                body,
+                FailedAt::Deliver,
+                label,
+                reason,
+            )),
         }
     });
     futures::future::join_all(attempts)

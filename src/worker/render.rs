@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use lapin::message::Delivery as AmqpMessage;
 
-use super::{headers_of, Context, Disposition};
+use super::{headers_of, Context, Disposition, FailedAt};
 use crate::chain::Cursor;
 use crate::job::decode::decode_job;
 use crate::metrics::RenderLabels;
@@ -21,7 +21,7 @@ pub async fn handle(ctx: &Context, message: &AmqpMessage) -> Disposition {
                 let step = crate::plan::first_notify(&job).unwrap_or(0);
                 Cursor::start(job, None).at(step, 0)
             }
-            Err(e) => return Disposition::dead("render", "malformed", e.to_string()),
+            Err(e) => return Disposition::dead(FailedAt::Render, "malformed", e.to_string()),
         },
     };
     let job = &cursor.job;

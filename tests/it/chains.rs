@@ -315,7 +315,7 @@ fn action_links_act_on_post_only_and_refuse_forgeries() {
     };
     let other_group = ack.replace("/act?", "/other?");
     let links = fanout::actions::ActionLinks::new(
-        fanout::storage::signing::Signer::new(fanout::secret::Secret::new(key)),
+        fanout::images::signing::Signer::new(fanout::secret::Secret::new(key)),
         &url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
         Duration::from_secs(3600),
     );

@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use fanout::clock::unix_now;
 use fanout::config::Config;
-use fanout::http::{serve, HttpState};
-use fanout::storage::internal::{InternalStore, PURPOSE};
-use fanout::storage::signing::Signer;
-use fanout::storage::ImageStore;
+use fanout::images::internal::{InternalStore, PURPOSE};
+use fanout::images::signing::Signer;
+use fanout::images::ImageStore;
+use fanout::server::{serve, HttpState};
 
 use crate::support::{fanout_in, fixture_png, wait_for};
 

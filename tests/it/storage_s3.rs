@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use fanout::config::Config;
-use fanout::storage::{content_key, Storage};
+use fanout::images::{content_key, Storage};
 
 use crate::support::fixture_png;
 use crate::support::s3::S3Server;

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::actions::{Action, ActionLinks, SignalSender};
 use crate::clock::unix_now;
+use crate::images::internal::{InternalStore, Refusal};
 use crate::metrics::Metrics;
-use crate::storage::internal::{InternalStore, Refusal};
 
 #[derive(Clone, Default)]
 pub struct HttpState {
