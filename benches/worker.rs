@@ -193,26 +193,31 @@ async fn broker_ceiling(jobs: usize, prefix: &str, rate: Option<f64>) -> Ceiling
         .queue_delete(qa.as_str().into(), QueueDeleteOptions::default())
         .await;
     let _ = conn.close(200, "done".into()).await;
-    let mut latencies: Vec<f64> = consumed
+    let latencies: Vec<f64> = consumed
         .lock()
         .unwrap()
         .iter()
         .zip(&published)
         .filter_map(|(c, p)| Some(c.as_ref()?.duration_since(*p).as_secs_f64() * 1000.0))
         .collect();
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let pct = percentiles(latencies);
     Ceiling {
         per_s: (jobs * targets()) as f64 / elapsed,
         broker_us,
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
         max_ms: pct(1.0),
+    }
+}
+
+/// Latencies (ms) sorted; then `p` (0–1) → that percentile (0 when empty).
+fn percentiles(mut latencies: Vec<f64>) -> impl Fn(f64) -> f64 {
+    latencies.sort_by(f64::total_cmp);
+    move |p| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
     }
 }
 
@@ -438,7 +443,7 @@ async fn fanout_run(
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu_before;
     let (broker_after, bench_after) = others_cpu();
-    let mut latencies: Vec<f64> = sink
+    let latencies: Vec<f64> = sink
         .arrivals
         .lock()
         .unwrap()
@@ -462,13 +467,7 @@ async fn fanout_run(
             .collect();
         std::fs::write(path, lines.join("\n")).unwrap();
     }
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let pct = percentiles(latencies);
     drop(worker);
     let cleanup = conn.create_channel().await.unwrap();
     for q in fanout::broker::Topology::new(prefix).queues() {

@@ -161,6 +161,19 @@ impl Section {
         self.string(key).map(Secret::new)
     }
 
+    /// Report `key` when its secret is shorter than `min` bytes (a signing
+    /// key: HMAC-SHA256 wants 32). The length is named, never the value.
+    pub fn key_length(&self, key: &str, secret: &Secret, min: usize) {
+        let len = secret.expose().len();
+        if len < min {
+            self.error(
+                key,
+                format!("is {len} bytes; at least {min} are required"),
+                Some("generate one with `openssl rand -hex 32`"),
+            );
+        }
+    }
+
     pub fn bool(&self, key: &str) -> Option<bool> {
         match self.raw(key)? {
             Value::Boolean(b) => Some(*b),

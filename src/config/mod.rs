@@ -289,15 +289,8 @@ fn read_actions(s: &Section, public_url_missing: bool) -> Option<ActionsConfig> 
             "is required: action links are signed with it",
             Some("at least 32 random bytes, e.g. `openssl rand -hex 32`"),
         ),
-        Some(key) if key.expose().len() < MIN_SIGNING_KEY_BYTES => s.error(
-            "signing_key",
-            format!(
-                "is {} bytes; at least {MIN_SIGNING_KEY_BYTES} are required",
-                key.expose().len()
-            ),
-            Some("generate one with `openssl rand -hex 32`"),
-        ),
-        _ => {}
+        Some(key) => s.key_length("signing_key", key, MIN_SIGNING_KEY_BYTES),
+        None => {}
     }
     if public_url_missing {
         s.error(

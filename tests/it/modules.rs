@@ -9,8 +9,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Top-level module → the `.rs` files that are it.
+/// The binary's own modules (`mod cli;` in `main.rs`): not the library's,
+/// so not in `lib.rs`'s map, and their `crate::` is the binary.
+fn binary_modules(src: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(src.join("main.rs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("mod ")?.strip_suffix(';'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Top-level module of the library → the `.rs` files that are it.
 fn modules(src: &Path) -> BTreeMap<String, Vec<PathBuf>> {
+    let binary = binary_modules(src);
     let mut out: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     let mut stack = vec![src.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -26,7 +38,7 @@ fn modules(src: &Path) -> BTreeMap<String, Vec<PathBuf>> {
             let rel = path.strip_prefix(src).unwrap();
             let first = rel.components().next().unwrap().as_os_str();
             let top = first.to_string_lossy().trim_end_matches(".rs").to_string();
-            if top == "lib" || top == "main" {
+            if top == "lib" || top == "main" || binary.contains(&top) {
                 continue;
             }
             out.entry(top).or_default().push(path);
