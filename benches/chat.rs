@@ -51,27 +51,15 @@ fn delivery(destination: &str, png: &Arc<Vec<u8>>, n: usize) -> Delivery {
             "targets":[{{"destination":"{destination}"}}]}}"#
     ))
     .expect("job");
-    Delivery {
-        target: job.targets[0].clone(),
-        job: Arc::new(job),
-        step: 0,
-        seq: 1,
-        charts: Arc::new(vec![ChartImage {
-            title: "p99".into(),
-            width: 600,
-            height: 300,
-            png: Some(png.clone()),
-            url: Some("http://127.0.0.1:9/images/k.png?exp=1&sig=2".into()),
-            link: Some("https://grafana.example/d/abc?viewPanel=7".into()),
-            ..ChartImage::default()
-        }]),
-        attempt: 1,
-        round: 0,
-        suppressed: None,
-        actions: None,
-        thread: None,
-        progress: None,
-    }
+    Delivery::to_first_target(job).with_charts(vec![ChartImage {
+        title: "p99".into(),
+        width: 600,
+        height: 300,
+        png: Some(png.clone()),
+        url: Some("http://127.0.0.1:9/images/k.png?exp=1&sig=2".into()),
+        link: Some("https://grafana.example/d/abc?viewPanel=7".into()),
+        ..ChartImage::default()
+    }])
 }
 
 /// Deliveries per second to `destination`, `PER_ROUND` of them,

@@ -83,23 +83,12 @@ fn main() {
         },
     )
     .expect("sender");
-    let delivery = Delivery {
-        target: job.targets[0].clone(),
-        job: job.clone(),
-        step: 0,
-        seq: 1,
-        charts: Arc::new(vec![ChartImage {
+    let delivery =
+        Delivery::new(job.clone(), job.targets[0].clone()).with_charts(vec![ChartImage {
             title: "p99".into(),
             png: Some(png),
             ..ChartImage::default()
-        }]),
-        attempt: 1,
-        round: 0,
-        suppressed: None,
-        actions: None,
-        thread: None,
-        progress: None,
-    };
+        }]);
 
     // Time only work that succeeds.
     sender.compose(&delivery).expect("the email composes");

@@ -41,6 +41,59 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// The first attempt of `job`'s first step (step 0, seq 1, round 0)
+    /// to `target`: no charts, no action links, no thread, nothing
+    /// suppressed. Add the rest with the `with_*` methods.
+    pub fn new(job: Arc<Job>, target: Target) -> Self {
+        Delivery {
+            job,
+            step: 0,
+            seq: 1,
+            target,
+            charts: Arc::new(Vec::new()),
+            attempt: 1,
+            round: 0,
+            suppressed: None,
+            actions: None,
+            thread: None,
+            progress: None,
+        }
+    }
+
+    /// [`Delivery::new`] to the job's first target (a job with no target
+    /// gets a target named `""`, which no destination has).
+    pub fn to_first_target(job: Job) -> Self {
+        let target = job.targets.first().cloned().unwrap_or_default();
+        Delivery::new(Arc::new(job), target)
+    }
+
+    /// The charts rendered for the job, in its order.
+    pub fn with_charts(mut self, charts: Vec<ChartImage>) -> Self {
+        self.charts = Arc::new(charts);
+        self
+    }
+
+    /// Signed links that acknowledge, resolve or silence the group.
+    pub fn with_actions(mut self, actions: ActionUrls) -> Self {
+        self.actions = Some(actions);
+        self
+    }
+
+    /// The conversation an earlier send of this destination opened.
+    pub fn with_thread(mut self, thread: Option<&str>) -> Self {
+        self.thread = thread.map(str::to_string);
+        self
+    }
+
+    /// Escalation step `step` (`seq`: its 1-based place in the job's
+    /// plan) in repeat round `round`.
+    pub fn at_step(mut self, step: usize, seq: usize, round: u32) -> Self {
+        self.step = step;
+        self.seq = seq;
+        self.round = round;
+        self
+    }
+
     pub fn destination(&self) -> &str {
         &self.target.destination
     }

@@ -226,7 +226,7 @@ impl GrafanaPanel {
 
 /// A destination named in the config, with what this job changes for it.
 /// Which overrides a destination accepts depends on its channel.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub destination: String,

@@ -105,19 +105,7 @@ fn job_to(destination: &str, message: &str, target_extra: &str) -> Job {
 }
 
 fn delivery(job: Job, charts: Vec<ChartImage>) -> Delivery {
-    Delivery {
-        target: job.targets[0].clone(),
-        job: Arc::new(job),
-        step: 0,
-        seq: 1,
-        charts: Arc::new(charts),
-        attempt: 1,
-        round: 0,
-        suppressed: None,
-        actions: None,
-        thread: None,
-        progress: None,
-    }
+    Delivery::to_first_target(job).with_charts(charts)
 }
 
 fn chart(png: Vec<u8>) -> ChartImage {

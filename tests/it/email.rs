@@ -75,24 +75,12 @@ fn job_json(id: &str, status: &str) -> String {
 }
 
 fn delivery_with_chart(job: Job) -> Delivery {
-    Delivery {
-        target: job.targets[0].clone(),
-        job: Arc::new(job),
-        step: 0,
-        seq: 1,
-        charts: Arc::new(vec![ChartImage {
-            title: "p99 latency".into(),
-            png: Some(Arc::new(fixture_png())),
-            link: Some("https://grafana.example/d/abc?viewPanel=7".into()),
-            ..ChartImage::default()
-        }]),
-        attempt: 1,
-        round: 0,
-        suppressed: None,
-        actions: None,
-        thread: None,
-        progress: None,
-    }
+    Delivery::to_first_target(job).with_charts(vec![ChartImage {
+        title: "p99 latency".into(),
+        png: Some(Arc::new(fixture_png())),
+        link: Some("https://grafana.example/d/abc?viewPanel=7".into()),
+        ..ChartImage::default()
+    }])
 }
 
 fn load(text: &str) -> Config {

@@ -9,7 +9,7 @@ use mail_parser::MimeHeaders;
 use super::config::{Security, SmtpEndpoint};
 use super::message::{build, thread_root, Rendered};
 use crate::delivery::{ChartImage, Delivery};
-use crate::job::{Job, Target};
+use crate::job::Job;
 
 fn endpoint(url: &str) -> Result<SmtpEndpoint, String> {
     SmtpEndpoint::parse(url).map_err(|(message, _)| message)
@@ -66,25 +66,9 @@ fn delivery(step: usize, charts: Vec<ChartImage>) -> Delivery {
             "targets":[{"destination":"ops-mail"}]}"#,
     )
     .unwrap();
-    Delivery {
-        target: Target {
-            destination: "ops-mail".into(),
-            to: None,
-            channel_id: None,
-            mentioned_list: None,
-            mentioned_mobile_list: None,
-        },
-        job: Arc::new(job),
-        step,
-        seq: 1,
-        charts: Arc::new(charts),
-        attempt: 1,
-        round: 0,
-        suppressed: None,
-        actions: None,
-        thread: None,
-        progress: None,
-    }
+    Delivery::to_first_target(job)
+        .at_step(step, 1, 0)
+        .with_charts(charts)
 }
 
 fn rendered(html: &str) -> Rendered {

@@ -311,23 +311,12 @@ mod tests {
                 "started_at":"2026-11-23T01:02:03Z","labels":{"host":"db1"}},"targets":[{"destination":"pa"}]}"#,
         )
         .unwrap();
-        let delivery = Delivery {
-            target: job.targets[0].clone(),
-            job: Arc::new(job),
-            step: 0,
-            seq: 1,
-            charts: Arc::new(vec![crate::delivery::ChartImage {
+        let delivery =
+            Delivery::to_first_target(job).with_charts(vec![crate::delivery::ChartImage {
                 title: "disk".into(),
                 url: Some("https://f.example.com/images/a.png?sig=1".into()),
                 ..Default::default()
-            }]),
-            attempt: 1,
-            round: 0,
-            suppressed: None,
-            actions: None,
-            thread: None,
-            progress: None,
-        };
+            }]);
         let body: Value = serde_json::from_slice(&sender.compose(&delivery).unwrap()).unwrap();
         assert_eq!(body["title"], "Disk full");
         assert_eq!(body["labels"]["host"], "db1");
@@ -361,23 +350,11 @@ mod tests {
         )
         .unwrap();
         job.alert.message = "归档日志占满数据盘，请清理。".repeat(300);
-        let delivery = Delivery {
-            target: job.targets[0].clone(),
-            job: Arc::new(job),
-            step: 0,
-            seq: 1,
-            charts: Arc::new(vec![]),
-            attempt: 1,
-            round: 0,
-            suppressed: None,
-            actions: Some(crate::delivery::ActionUrls {
-                acknowledge: "https://f.example.com/a".into(),
-                resolve: "https://f.example.com/r".into(),
-                silence_1h: "https://f.example.com/s".into(),
-            }),
-            thread: None,
-            progress: None,
-        };
+        let delivery = Delivery::to_first_target(job).with_actions(crate::delivery::ActionUrls {
+            acknowledge: "https://f.example.com/a".into(),
+            resolve: "https://f.example.com/r".into(),
+            silence_1h: "https://f.example.com/s".into(),
+        });
         let raw = sender.compose(&delivery).unwrap();
         let body: Value = serde_json::from_slice(&raw).unwrap();
         let used = free_text_bytes(std::str::from_utf8(&raw).unwrap());

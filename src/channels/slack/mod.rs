@@ -415,27 +415,19 @@ mod tests {
             title = "Latency ".repeat(30)
         ))
         .unwrap();
-        Delivery {
-            target: job.targets[0].clone(),
-            job: Arc::new(job),
-            step: 0,
-            seq: 1,
-            charts: Arc::new(vec![ChartImage {
+        Delivery::to_first_target(job)
+            .at_step(0, 1, 1)
+            .with_charts(vec![ChartImage {
                 title: "p99".into(),
                 link: Some("https://grafana.example.com/d/x?viewPanel=3".into()),
                 ..ChartImage::default()
-            }]),
-            attempt: 1,
-            round: 1,
-            suppressed: None,
-            actions: Some(crate::delivery::ActionUrls {
+            }])
+            .with_actions(crate::delivery::ActionUrls {
                 acknowledge: "https://f.example.com/actions/acknowledge/g?sig=1".into(),
                 resolve: "https://f.example.com/actions/resolve/g?sig=1".into(),
                 silence_1h: "https://f.example.com/actions/silence/g?sig=1".into(),
-            }),
-            thread: thread.map(str::to_string),
-            progress: None,
-        }
+            })
+            .with_thread(thread)
     }
 
     #[test]

@@ -31,23 +31,11 @@ fn delivery() -> Delivery {
             "targets":[{"destination":"hook"}]}"#,
     )
     .unwrap();
-    Delivery {
-        target: job.targets[0].clone(),
-        job: Arc::new(job),
-        step: 0,
-        seq: 1,
-        charts: Arc::new(vec![ChartImage {
-            title: "disk".into(),
-            url: Some("https://fanout.example.com/images/x.png?sig=1".into()),
-            ..ChartImage::default()
-        }]),
-        attempt: 1,
-        round: 0,
-        suppressed: None,
-        actions: None,
-        thread: None,
-        progress: None,
-    }
+    Delivery::to_first_target(job).with_charts(vec![ChartImage {
+        title: "disk".into(),
+        url: Some("https://fanout.example.com/images/x.png?sig=1".into()),
+        ..ChartImage::default()
+    }])
 }
 
 #[test]

@@ -48,19 +48,7 @@ fn delivery(message: &str, charts: Vec<ChartImage>, target_extra: &str) -> Deliv
         message = serde_json::to_string(message).unwrap()
     ))
     .unwrap();
-    Delivery {
-        target: job.targets[0].clone(),
-        job: Arc::new(job),
-        step: 0,
-        seq: 1,
-        charts: Arc::new(charts),
-        attempt: 1,
-        round: 0,
-        suppressed: None,
-        actions: None,
-        thread: None,
-        progress: None,
-    }
+    Delivery::to_first_target(job).with_charts(charts)
 }
 
 fn chart(png: Vec<u8>) -> ChartImage {
