@@ -4,7 +4,8 @@
 //! refuses to start. The checks are the failures seen in the field: URLs
 //! that are empty or `"null"`, a `public_url` missing where a URL must be
 //! built, short signing keys, certificate checks turned off for more than
-//! loopback. The key names are a contract; the README documents them all.
+//! loopback. The key names are a contract; docs/configuration.md documents
+//! them all.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -190,3 +190,88 @@ fn the_readme_s_offline_check_of_the_example_config_passes_as_written() {
     );
     run.assert_code(0);
 }
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// to hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .collect::<String>()
+        .replace(' ', "-")
+}
+
+#[test]
+fn every_link_between_the_readme_and_docs_lands() {
+    // The README is the front page and docs/ the reference: a section
+    // moved or renamed must not leave a link pointing at nothing.
+    let root = repo();
+    let mut pages = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "md") {
+            pages.push(entry.path());
+        }
+    }
+    let anchors = |path: &std::path::Path| -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut in_code = false;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            if line.starts_with("```") {
+                in_code = !in_code;
+            } else if !in_code && line.starts_with('#') {
+                out.push(anchor(line.trim_start_matches('#').trim()));
+            }
+        }
+        out
+    };
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for m in link.captures_iter(&text) {
+            let target = &m[1];
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let (file, fragment) = target.split_once('#').unwrap_or((target, ""));
+            let file = if file.is_empty() {
+                page.clone()
+            } else {
+                page.parent().unwrap().join(file)
+            };
+            // Outside the repository (../shared/DESIGN.md): not ours to check.
+            let mut resolved = std::path::PathBuf::new();
+            for part in file.components() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        resolved.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => resolved.push(other),
+                }
+            }
+            if !resolved.starts_with(&root) {
+                continue;
+            }
+            let file = resolved;
+            if !file.exists() {
+                broken.push(format!("{}: {target} (no such file)", page.display()));
+            } else if !fragment.is_empty()
+                && file.extension().is_some_and(|e| e == "md")
+                && !anchors(&file).iter().any(|a| a == fragment)
+            {
+                broken.push(format!("{}: {target} (no such heading)", page.display()));
+            }
+        }
+    }
+    assert!(checked > 20, "read the links: only {checked}");
+    assert!(
+        broken.is_empty(),
+        "links that land nowhere:\n{}",
+        broken.join("\n")
+    );
+}
