@@ -13,12 +13,7 @@ pub struct SqliteStore {
     path: String,
     /// Calls for the store's thread, which owns the connection.
     calls: mpsc::Sender<Box<dyn Call>>,
-    /// Held only so the checkpoint thread ends with the store.
-    _checkpoints: mpsc::Sender<()>,
 }
-
-/// How often the checkpoint thread copies the WAL into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
@@ -87,11 +82,9 @@ impl SqliteStore {
         opened
             .await
             .map_err(|_| StoreError("the store's thread stopped while opening".into()))??;
-        let checkpoints = checkpoint_thread(path)?;
         Ok(Self {
             path: path.to_string(),
             calls,
-            _checkpoints: checkpoints,
         })
     }
 
@@ -274,12 +267,6 @@ fn connect(owned: &str) -> Result<Connection, StoreError> {
         .map_err(err)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(err)?;
-    // Checkpoints run on their own thread ([`checkpoint_thread`]): left
-    // to the writer, every ~1,000 pages one commit would also copy the
-    // WAL into the database and fsync it, holding every call behind it
-    // (the bursts of 40–70 ms late deliveries every ~2 s under load).
-    conn.pragma_update(None, "wal_autocheckpoint", 0)
-        .map_err(err)?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS notification_log (
             job_id TEXT NOT NULL,
@@ -303,31 +290,6 @@ fn connect(owned: &str) -> Result<Connection, StoreError> {
     )
     .map_err(err)?;
     Ok(conn)
-}
-
-/// A thread with its own connection that checkpoints the WAL every
-/// [`CHECKPOINT_EVERY`] in PASSIVE mode, beside the writer (WAL lets the
-/// writer go on while pages are copied), so the WAL stays small and no
-/// store call waits for a checkpoint's copy and fsync. Ends when the
-/// returned sender (held by the store) is dropped.
-fn checkpoint_thread(path: &str) -> Result<mpsc::Sender<()>, StoreError> {
-    let conn =
-        Connection::open(path).map_err(|e| StoreError(format!("cannot open {path}: {e}")))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(err)?;
-    let (stop, stopped) = mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("fanout-sqlite-checkpoint".into())
-        .spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
-            {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(message = "WAL checkpoint failed; trying again.", error = %e);
-                }
-            }
-        })
-        .map_err(|e| StoreError(format!("cannot start the store's checkpoint thread: {e}")))?;
-    Ok(stop)
 }
 
 /// The store's thread: take the waiting calls, run each in a savepoint of
@@ -397,44 +359,6 @@ mod tests {
             params![id],
         )
         .map(|_| ())
-    }
-
-    /// Commits reach the database file itself within a few checkpoint
-    /// periods, copied by the checkpoint thread, not by a store call:
-    /// the writer never checkpoints (`wal_autocheckpoint = 0`).
-    #[tokio::test]
-    async fn the_checkpoint_thread_copies_commits_into_the_database_file() {
-        let (dir, store) = store().await;
-        for i in 0..50 {
-            store
-                .with(move |c| insert(c, &format!("r{i}")))
-                .await
-                .unwrap();
-        }
-        let autocheckpoint: i64 = store
-            .with(|c| c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)))
-            .await
-            .unwrap();
-        assert_eq!(autocheckpoint, 0, "the writer leaves checkpoints alone");
-        // The database file alone (without its WAL), copied aside, holds
-        // the rows once a checkpoint has run.
-        let copy = dir.path().join("copy.db");
-        let deadline = std::time::Instant::now() + 10 * CHECKPOINT_EVERY;
-        loop {
-            std::fs::copy(dir.path().join("state.db"), &copy).unwrap();
-            let rows: i64 = Connection::open(&copy)
-                .and_then(|c| c.query_row("SELECT count(*) FROM records", [], |r| r.get(0)))
-                .unwrap_or(0);
-            if rows == 50 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "only {rows} of 50 rows in the database file after {:?}",
-                10 * CHECKPOINT_EVERY
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
     }
 
     /// Calls sent together share a transaction; one that fails or panics
