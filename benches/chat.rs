@@ -20,7 +20,7 @@ mod receiver;
 #[path = "../tests/it/support/serve.rs"]
 mod serve;
 #[allow(dead_code)]
-#[path = "../tests/it/support/slack.rs"]
+#[path = "../tests/it/support/slack/mod.rs"]
 mod slack;
 #[allow(dead_code)]
 #[path = "../tests/it/support/wecom.rs"]

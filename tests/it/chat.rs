@@ -1,6 +1,6 @@
 //! The chat channels (WeCom group bots, PrometheusAlert, Slack) against
 //! fake vendor servers that check every request as the vendor documents it
-//! (`support/wecom.rs`, `support/prometheusalert.rs`, `support/slack.rs`):
+//! (`support/wecom.rs`, `support/prometheusalert.rs`, `support/slack/`):
 //! the messages and uploads as sent, every error class, retries that
 //! resume instead of posting twice, `fanout check`, secrets, rate limits
 //! under a burst, and a job from RabbitMQ with a real chart to all four.
