@@ -34,6 +34,7 @@ use fanout::config::Config;
 use fanout::delivery::{ChartImage, Delivery};
 use fanout::destinations::Destinations;
 use fanout::job::Job;
+use fanout::pipeline::Pipeline;
 
 const ROUNDS: usize = 5;
 const PER_ROUND: usize = 200;
@@ -66,9 +67,10 @@ fn delivery(destination: &str, png: &Arc<Vec<u8>>, n: usize) -> Delivery {
 /// `CONCURRENCY` at a time.
 async fn rate(destinations: &Destinations, destination: &str, png: &Arc<Vec<u8>>) -> f64 {
     use futures::StreamExt;
+    let pipeline = Pipeline::bare(destinations);
     let started = Instant::now();
     let failed = futures::stream::iter(0..PER_ROUND)
-        .map(|n| destinations.deliver(delivery(destination, png, n)))
+        .map(|n| pipeline.deliver(delivery(destination, png, n)))
         .buffer_unordered(CONCURRENCY)
         .filter(|o| futures::future::ready(!o.delivered()))
         .count()

@@ -73,6 +73,18 @@ impl Delivery {
         self
     }
 
+    /// Charts already shared with the job's other deliveries.
+    pub fn with_shared_charts(mut self, charts: Arc<Vec<ChartImage>>) -> Self {
+        self.charts = charts;
+        self
+    }
+
+    /// What was held back in a suppression window before this one.
+    pub fn with_suppressed(mut self, suppressed: Option<Summary>) -> Self {
+        self.suppressed = suppressed;
+        self
+    }
+
     /// Signed links that acknowledge, resolve or silence the group.
     pub fn with_actions(mut self, actions: ActionUrls) -> Self {
         self.actions = Some(actions);

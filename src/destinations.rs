@@ -1,27 +1,75 @@
-//! The built senders of every configured destination, by name.
+//! The registry of destinations: every `[destinations.NAME]` of the
+//! config with its built sender, its retry policy and its rate limit,
+//! looked up once by name.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
-use tracing::{info, warn};
-
-use super::retry::RetryPolicy;
-use crate::channels::{BuildContext, Channel};
+use crate::channels::{BuildContext, Channel, ChannelKind};
 use crate::check::CheckRow;
-use crate::config::Config;
-use crate::delivery::{Delivery, Outcome, Reason, SendError, Sent};
+use crate::config::{self, Config};
+use crate::delivery::{Delivery, SendError, Sent};
+use crate::job::{Suppress, Target};
 use crate::outbox::Outbox;
+use crate::rate::RateLimit;
+use crate::retry::RetryPolicy;
 use crate::template::Templates;
 
-struct Built {
-    channel: Channel,
-    retry: RetryPolicy,
+/// One configured destination, ready to send.
+pub struct Destination {
+    settings: config::Destination,
+    sender: Channel,
+}
+
+impl Destination {
+    /// Its `[destinations.NAME]` name.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub fn kind(&self) -> ChannelKind {
+        self.settings.kind()
+    }
+
+    /// Its channel's name (`slack`, `wecom`, …), for logs and metrics.
+    pub fn channel(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.settings.retry
+    }
+
+    /// Sends allowed per period, kept by fanout (`rate = "20/min"`).
+    pub fn rate(&self) -> Option<RateLimit> {
+        self.settings.rate
+    }
+
+    /// Repeat suppression for jobs that set none of their own.
+    pub fn suppress(&self) -> Option<&Suppress> {
+        self.settings.suppress.as_ref()
+    }
+
+    /// What its rate limit counts against for `target` (one WeCom bot,
+    /// one Slack channel), so destinations sharing it share the limit.
+    pub fn rate_scope(&self, target: &Target) -> String {
+        self.settings.channel.rate_scope(self.name(), target)
+    }
+
+    /// How many vendor messages a delivery with `images` charts makes.
+    pub fn messages(&self, images: usize, target: &Target) -> u32 {
+        self.settings.channel.messages(images, target)
+    }
+
+    /// One attempt. Retrying is the [`crate::pipeline`]'s business.
+    pub async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
+        self.sender.send(delivery).await
+    }
 }
 
 /// Every destination of the config, ready to send.
 pub struct Destinations {
-    built: BTreeMap<String, Built>,
+    built: BTreeMap<String, Destination>,
     templates: Arc<Templates>,
 }
 
@@ -44,17 +92,22 @@ impl Destinations {
         };
         let mut built = BTreeMap::new();
         for (name, d) in &config.destinations {
-            let channel = Channel::build(name, &d.channel, &ctx)
+            let sender = Channel::build(name, &d.channel, &ctx)
                 .map_err(|e| format!("destinations.{name}: {e}"))?;
             built.insert(
                 name.clone(),
-                Built {
-                    channel,
-                    retry: d.retry,
+                Destination {
+                    settings: d.clone(),
+                    sender,
                 },
             );
         }
         Ok(Self { built, templates })
+    }
+
+    /// The destination called `name`, if the config has it.
+    pub fn get(&self, name: &str) -> Option<&Destination> {
+        self.built.get(name)
     }
 
     /// The compiled templates (for keys a job gives as templates).
@@ -62,89 +115,9 @@ impl Destinations {
         &self.templates
     }
 
-    /// Deliver with retries in this process (for `fanout send`, which has
-    /// no broker to park a retry in). Gives up after the destination's
-    /// `max_attempts` or at the first permanent error.
-    pub async fn deliver(&self, mut delivery: Delivery) -> Outcome {
-        let started = Instant::now();
-        let destination = delivery.destination().to_string();
-        let Some(built) = self.built.get(&destination) else {
-            // Validation rejects unknown destinations before we get here.
-            return Outcome {
-                channel: "?",
-                attempts: 0,
-                elapsed: started.elapsed(),
-                result: Err(SendError::permanent(
-                    Reason::Client,
-                    format!("unknown destination {destination:?}"),
-                )),
-                destination,
-            };
-        };
-        let channel = built.channel.kind().name();
-        loop {
-            let result = built.channel.send(&delivery).await;
-            match &result {
-                Ok(sent) => info!(
-                    message = "Delivered.",
-                    job = %delivery.job.id, destination, channel,
-                    attempt = delivery.attempt, detail = %sent.detail
-                ),
-                Err(error) => warn!(
-                    message = "Delivery failed.",
-                    job = %delivery.job.id, destination, channel, attempt = delivery.attempt,
-                    retryable = error.is_retryable(), reason = %error.reason, %error
-                ),
-            }
-            let wait = match &result {
-                Err(error) => built.retry.next_delay(delivery.attempt, error),
-                Ok(_) => None,
-            };
-            match wait {
-                Some(wait) => {
-                    tokio::time::sleep(wait).await;
-                    delivery.attempt += 1;
-                    if let Err(error) = &result {
-                        delivery.progress = error.progress.clone();
-                    }
-                }
-                None => {
-                    return Outcome {
-                        destination,
-                        channel,
-                        attempts: delivery.attempt,
-                        elapsed: started.elapsed(),
-                        result,
-                    }
-                }
-            }
-        }
-    }
-
-    /// One attempt, no retry: the worker parks retries in the broker.
-    pub async fn send_once(&self, delivery: &Delivery) -> Result<Sent, SendError> {
-        match self.built.get(delivery.destination()) {
-            Some(built) => built.channel.send(delivery).await,
-            None => Err(SendError::permanent(
-                Reason::Client,
-                format!(
-                    "destination {:?} is not in this worker's config",
-                    delivery.destination()
-                ),
-            )),
-        }
-    }
-
-    /// The channel name of a destination, for reports.
-    pub fn channel_name(&self, destination: &str) -> &'static str {
-        self.built
-            .get(destination)
-            .map_or("?", |b| b.channel.kind().name())
-    }
-
     /// One check row per destination, probed concurrently.
     pub async fn check(&self) -> Vec<CheckRow> {
-        let probes = self.built.values().map(|b| b.channel.check());
+        let probes = self.built.values().map(|d| d.sender.check());
         futures::future::join_all(probes).await
     }
 }

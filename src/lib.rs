@@ -25,6 +25,7 @@
 //! | | [`config`] | one TOML file, every bad key reported at once; each section's reader beside its module |
 //! | validate | [`validate`], [`destinations`], [`broker`] | a job against the configured destinations; the configured destinations with their senders, retry and rate; RabbitMQ topology and delay tiers |
 //! | | [`actions`] | signed acknowledge/resolve/silence links |
+//! | deliver | [`pipeline`] | one delivery to one target, the same for `send` and the worker: notification log → gate → rate → send → record |
 //! | entry points | [`send`], [`worker`], [`server`] | `fanout send` in process; the RabbitMQ worker's stages; the HTTP server (health, metrics, images, action links) |
 
 pub mod actions;
@@ -43,6 +44,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod outbox;
+pub mod pipeline;
 pub mod plan;
 pub mod rate;
 pub mod render;

@@ -20,16 +20,17 @@ use chrono::Utc;
 use tracing::{info, warn};
 
 use crate::actions::ActionLinks;
-use crate::chain::group::{self, Applied, Claim, GroupState};
+use crate::chain::group::{self, Applied, Claim};
 use crate::chain::{Notice, Then, RESOLVED_STEP};
 use crate::config::Config;
-use crate::delivery::{Delivery, Outcome, Sent};
+use crate::delivery::{Delivery, Outcome};
 use crate::destinations::Destinations;
 use crate::job::decode::decode_job;
 use crate::job::{DecodeError, Job, SignalKind, Status};
+use crate::pipeline::Pipeline;
 use crate::plan::{self, Planned};
 use crate::render::Charts;
-use crate::store::{DeliveryKey, Store};
+use crate::store::Store;
 use crate::suppress::{self, Verdict};
 use crate::validate::{validate, JobErrors};
 
@@ -76,24 +77,18 @@ pub async fn deliver_job(sending: &Sending<'_>, job: Job) -> Vec<Outcome> {
         sending.charts.for_job(&job).await
     });
     let job = Arc::new(job);
-    let actions = sending
-        .actions
-        .filter(|_| !resolved_notice)
-        .map(|links| links.urls(&job.alert.group_id, Utc::now()));
-    let deliveries = planned.into_iter().map(|p| Delivery {
-        job: job.clone(),
-        step: p.step,
-        seq: p.seq,
-        target: p.target,
-        charts: charts.clone(),
-        attempt: 1,
-        round: 0,
-        suppressed: None,
-        actions: actions.clone(),
-        thread: None,
-        progress: None,
+    let pipeline = Pipeline {
+        destinations: sending.destinations,
+        store: sending.store,
+        actions: sending.actions,
+        metrics: None,
+    };
+    let deliveries = planned.into_iter().map(|p| {
+        Delivery::new(job.clone(), p.target)
+            .at_step(p.step, p.seq, 0)
+            .with_shared_charts(charts.clone())
     });
-    futures::future::join_all(deliveries.map(|d| deliver_once(sending, d))).await
+    futures::future::join_all(deliveries.map(|d| pipeline.deliver(d))).await
 }
 
 /// What to send for `job`, as the worker's escalate stage decides it:
@@ -203,59 +198,4 @@ async fn plan_for_group(sending: &Sending<'_>, job: Job) -> Option<(Job, Vec<Pla
             Some((job.clone(), plan::plan(&job, step)))
         }
     }
-}
-
-/// Deliver unless the notification log says it was sent; continue the
-/// group's conversation (its thread) and note the send in it after.
-async fn deliver_once(sending: &Sending<'_>, mut delivery: Delivery) -> Outcome {
-    let destinations = sending.destinations;
-    let Some(store) = sending.store else {
-        return destinations.deliver(delivery).await;
-    };
-    let key = DeliveryKey::of(&delivery);
-    let group_id = delivery.job.alert.group_id.clone();
-    match store
-        .lookup::<GroupState>(&key, group::KIND, &group_id)
-        .await
-    {
-        Ok((Some(detail), _)) => {
-            info!(message = "Already sent; not sending again.", job = %key.job_id, destination = %key.destination);
-            return Outcome {
-                destination: key.destination,
-                channel: destinations.channel_name(delivery.destination()),
-                attempts: 0,
-                elapsed: std::time::Duration::ZERO,
-                result: Ok(Sent::new(format!("(notification log: {detail})"))),
-            };
-        }
-        Ok((None, state)) => {
-            delivery.thread = state
-                .filter(|s| s.chain == delivery.job.id)
-                .and_then(|mut s| s.threads.remove(&delivery.target.thread_key()));
-        }
-        // Sending twice is better than not paging at all.
-        Err(e) => {
-            warn!(message = "Notification log unreadable; sending anyway.", error = %e)
-        }
-    }
-    let resolved_notice = delivery.step == RESOLVED_STEP;
-    let (chain, target) = (delivery.job.id.clone(), delivery.target.clone());
-    let outcome = destinations.deliver(delivery).await;
-    if let Ok(sent) = &outcome.result {
-        let recorded = if resolved_notice {
-            store.record_sent(&key, &sent.detail).await
-        } else {
-            let (step, opened, at) = (key.step, sent.thread.clone(), Utc::now());
-            store
-                .record_sent_and_update(&key, &sent.detail, group::KIND, &group_id, move |s| {
-                    let new = group::note_sent(s, &chain, &target, step, opened.as_deref(), at);
-                    (new, ())
-                })
-                .await
-        };
-        if let Err(e) = recorded {
-            warn!(message = "Sent, but not recorded: a retry may send it again.", job = %key.job_id, destination = %key.destination, error = %e);
-        }
-    }
-    outcome
 }

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::ActionUrls;
 use crate::delivery::{ChartImage, Delivery};
 use crate::images::Storage;
 use crate::job::{Job, Target};
+use crate::pipeline::Pending;
 use crate::plan::Planned;
 use crate::store::DeliveryKey;
 use crate::suppress::Summary;
@@ -170,28 +170,43 @@ impl DeliveryOrder {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// The delivery a channel sends, its charts loaded.
-    pub async fn into_delivery(
-        self,
-        storage: Option<&Storage>,
-        attempt: u32,
-        actions: Option<ActionUrls>,
-    ) -> Delivery {
+    /// The delivery a channel sends, its charts loaded from `storage`
+    /// (or from the message).
+    pub async fn load(self, storage: Option<&Storage>) -> Delivery {
         let charts =
             futures::future::join_all(self.charts.into_iter().map(|c| c.load(storage))).await;
-        Delivery {
-            job: Arc::new(self.job),
-            step: self.step,
-            seq: self.seq,
-            target: self.target,
-            charts: Arc::new(charts),
-            attempt,
-            round: self.round,
-            suppressed: self.suppressed,
-            actions,
-            thread: None,
-            progress: None,
-        }
+        Delivery::new(Arc::new(self.job), self.target)
+            .at_step(self.step, self.seq, self.round)
+            .with_charts(charts)
+            .with_suppressed(self.suppressed)
+    }
+}
+
+/// A delivery order and where its stored charts are: what the
+/// [`crate::pipeline`] attempts, loading the charts only when it sends.
+pub struct Stored<'a> {
+    pub order: DeliveryOrder,
+    pub storage: Option<&'a Storage>,
+}
+
+impl Pending for Stored<'_> {
+    fn job(&self) -> &Job {
+        &self.order.job
+    }
+    fn target(&self) -> &Target {
+        &self.order.target
+    }
+    fn step(&self) -> usize {
+        self.order.step
+    }
+    fn round(&self) -> u32 {
+        self.order.round
+    }
+    fn images(&self) -> usize {
+        self.order.charts.iter().filter(|c| c.has_image()).count()
+    }
+    async fn into_delivery(self) -> Delivery {
+        self.order.load(self.storage).await
     }
 }
 
@@ -213,13 +228,10 @@ mod tests {
         };
         let planned = crate::plan::plan(&job, 0).remove(0);
         let body = DeliveryOrder::new(&job, planned, &[chart]).encode();
-        let delivery = DeliveryOrder::decode(&body)
-            .unwrap()
-            .into_delivery(None, 2, None)
-            .await;
+        let delivery = DeliveryOrder::decode(&body).unwrap().load(None).await;
         assert_eq!(delivery.job.id, "j1");
         assert_eq!(delivery.destination(), "ops");
-        assert_eq!(delivery.attempt, 2);
+        assert_eq!(delivery.attempt, 1);
         assert_eq!(
             delivery.charts[0].png.as_deref().map(Vec::as_slice),
             Some(&[0x89, b'P', b'N', b'G'][..])

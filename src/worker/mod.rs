@@ -160,6 +160,19 @@ pub struct Context {
     pub actions: Option<crate::actions::ActionLinks>,
 }
 
+impl Context {
+    /// The per-target pipeline over this worker's destinations, store,
+    /// action links and metrics.
+    pub fn pipeline(&self) -> crate::pipeline::Pipeline<'_> {
+        crate::pipeline::Pipeline {
+            destinations: &self.destinations,
+            store: Some(&self.store),
+            actions: self.actions.as_ref(),
+            metrics: Some(&self.metrics),
+        }
+    }
+}
+
 /// A message to publish to a stage's queue, now or (through the delay
 /// tiers) at `due_ms`.
 pub struct Outgoing {

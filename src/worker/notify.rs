@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use lapin::types::AMQPValue;
 
-use super::deliver::{self, Attempted};
+use super::deliver::{self, Parked};
 use super::message::DeliveryOrder;
 use super::pool::Stage;
 use super::{Context, FailedAt, Outgoing};
@@ -20,6 +20,7 @@ use crate::channels::ChannelKind;
 use crate::delivery::ChartImage;
 use crate::job::{Job, Suppress, Target};
 use crate::metrics::ScopeLabels;
+use crate::pipeline::Attempt;
 use crate::suppress::{self, Verdict};
 
 /// The deliveries of the cursor's notify step, in plan order.
@@ -36,18 +37,18 @@ pub async fn deliveries(
     let mut out: Vec<(ChannelKind, DeliveryOrder)> = Vec::new();
     for planned in crate::plan::plan(&cursor.job, cursor.step) {
         // Validation checked every destination against this config.
-        let Some(destination) = ctx.config.destinations.get(&planned.target.destination) else {
+        let Some(destination) = ctx.destinations.get(&planned.target.destination) else {
             continue;
         };
         let mut suppressed = cursor.suppressed.clone();
-        if let (None, Some(rule)) = (&cursor.job.suppress, &destination.suppress) {
-            match judge(ctx, rule, &cursor.job, &destination.name).await {
+        if let (None, Some(rule)) = (&cursor.job.suppress, destination.suppress()) {
+            match judge(ctx, rule, &cursor.job, destination.name()).await {
                 Verdict::Suppressed => {
-                    info!(message = "Suppressed a repeat.", job = %cursor.job.id, destination = %destination.name);
+                    info!(message = "Suppressed a repeat.", job = %cursor.job.id, destination = %destination.name());
                     ctx.metrics
                         .suppressed
                         .get_or_create(&ScopeLabels {
-                            scope: destination.name.clone(),
+                            scope: destination.name().to_string(),
                         })
                         .inc();
                     continue;
@@ -83,12 +84,12 @@ async fn attempt_or_forward(
             return Some(Outgoing::now(route, order.encode(), enqueued));
         }
         let body = order.encode();
-        let mut first = deliver::Attempt::first(enqueued);
+        let mut first = Attempt::first(enqueued);
         first.known = known.map(|state| state.cloned());
         let first_ms = first.first_ms;
         match deliver::attempt(ctx, order, first).await {
-            Attempted::Done => None,
-            Attempted::Later { due_ms, headers } => {
+            Parked::Done => None,
+            Parked::Later { due_ms, headers } => {
                 let mut out = Outgoing::at(route, body, enqueued, due_ms);
                 for (name, value) in headers {
                     out.headers.insert(name.into(), value);
@@ -99,7 +100,7 @@ async fn attempt_or_forward(
                 );
                 Some(out)
             }
-            Attempted::Dead { label, reason } => Some(Outgoing::dead(
+            Parked::Dead { label, reason } => Some(Outgoing::dead(
                 route,
                 body,
                 FailedAt::Deliver,
@@ -123,7 +124,7 @@ pub async fn resolved_notices(ctx: &Context, job: &Job, targets: &[Target]) -> V
         .enumerate()
         .filter_map(|(i, target)| {
             // A destination since removed from the config gets no notice.
-            let kind = ctx.config.destinations.get(&target.destination)?.kind();
+            let kind = ctx.destinations.get(&target.destination)?.kind();
             let order = DeliveryOrder::new(
                 job,
                 crate::plan::Planned {

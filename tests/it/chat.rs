@@ -14,6 +14,7 @@ use fanout::config::Config;
 use fanout::delivery::{ChartImage, Delivery};
 use fanout::destinations::Destinations;
 use fanout::job::Job;
+use fanout::pipeline::Pipeline;
 use mail_parser::MimeHeaders;
 
 use crate::support::prometheusalert::FakePrometheusAlert;
@@ -154,7 +155,9 @@ async fn a_wecom_bot_gets_markdown_with_mentions_then_a_chart_fitted_under_2_mb(
         "gateway p99 is 1.4 s",
         r#","mentioned_list":["zhangsan","@all"],"mentioned_mobile_list":["13800001111"]"#,
     );
-    let outcome = destinations.deliver(delivery(job, vec![chart(big)])).await;
+    let outcome = Pipeline::bare(&destinations)
+        .deliver(delivery(job, vec![chart(big)]))
+        .await;
     assert!(outcome.delivered(), "{outcome}");
 
     let got = bot.requests();
@@ -212,7 +215,7 @@ async fn wecom_markdown_over_4096_bytes_cuts_the_message_and_keeps_what_people_a
     job.alert.source_url = Some("https://grafana.example/d/abc".into());
     let mut delivery = delivery(job, vec![]);
     delivery.actions = Some(actions());
-    let outcome = destinations.deliver(delivery).await;
+    let outcome = Pipeline::bare(&destinations).deliver(delivery).await;
     assert!(outcome.delivered(), "{outcome}");
     let got = bot.accepted();
     let content = got[0].body["markdown"]["content"].as_str().unwrap();
@@ -253,7 +256,7 @@ async fn wecom_busy_and_frequency_limit_are_retried_without_posting_twice() {
         (-1, "system busy"),
         (45009, "api freq out of limit"),
     ]);
-    let outcome = destinations
+    let outcome = Pipeline::bare(&destinations)
         .deliver(delivery(job_to("wx", "x", ""), vec![chart(fixture_png())]))
         .await;
     assert!(outcome.delivered(), "{outcome}");
@@ -393,7 +396,7 @@ async fn slack_posts_then_uploads_the_chart_into_the_thread_with_the_current_flo
     let config = load(&slack_table("chat", &fake.api_url(), CHANNEL, ""));
     let destinations = Destinations::build(&config, None).expect("build");
     let png = fixture_png();
-    let outcome = destinations
+    let outcome = Pipeline::bare(&destinations)
         .deliver(delivery(
             job_to("chat", "gateway p99 is 1.4 s", ""),
             vec![chart(png.clone())],
@@ -466,7 +469,7 @@ async fn slack_rate_limits_and_failed_uploads_retry_without_reposting() {
         }],
     );
     let started = std::time::Instant::now();
-    let outcome = destinations
+    let outcome = Pipeline::bare(&destinations)
         .deliver(delivery(
             job_to("chat", "x", ""),
             vec![chart(fixture_png())],

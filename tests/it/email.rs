@@ -12,6 +12,7 @@ use fanout::config::Config;
 use fanout::delivery::{ChartImage, Class, Delivery, Reason};
 use fanout::destinations::Destinations;
 use fanout::job::Job;
+use fanout::pipeline::Pipeline;
 
 /// A config with one email destination `ops-mail` pointing at `server`.
 fn config_text(server: &SmtpServer, userinfo: &str, extra: &str) -> String {
@@ -92,7 +93,7 @@ async fn delivers_text_html_and_the_chart_inline_by_content_id() {
     let server = SmtpServer::start(Options::default());
     let config = load(&config_text(&server, "", ""));
     let destinations = Destinations::build(&config, None).expect("build");
-    let outcome = destinations
+    let outcome = Pipeline::bare(&destinations)
         .deliver(delivery_with_chart(job("ag-42-firing-1", "firing")))
         .await;
     assert!(outcome.delivered(), "{outcome}");
@@ -259,7 +260,7 @@ async fn smtp_4xx_is_retryable_and_5xx_permanent() {
         });
         let config = load(&config_text(&server, "", "max_attempts = 1"));
         let destinations = Destinations::build(&config, None).unwrap();
-        let outcome = destinations
+        let outcome = Pipeline::bare(&destinations)
             .deliver(delivery_with_chart(job("class-1", "firing")))
             .await;
         let error = outcome.result.expect_err("the server refused");
@@ -295,7 +296,7 @@ async fn a_refused_connection_is_retryable() {
          from = \"a@example.com\"\nto = [\"b@example.com\"]\nmax_attempts = 1\n"
     );
     let destinations = Destinations::build(&load(&text), None).unwrap();
-    let outcome = destinations
+    let outcome = Pipeline::bare(&destinations)
         .deliver(delivery_with_chart(job("down-1", "firing")))
         .await;
     let error = outcome.result.expect_err("nothing listens");
@@ -353,7 +354,7 @@ async fn a_server_that_stalls_is_a_retryable_timeout_not_a_hang() {
     let destinations = Destinations::build(&load(&text), None).unwrap();
     let outcome = tokio::time::timeout(
         std::time::Duration::from_secs(20),
-        destinations.deliver(delivery_with_chart(job("stall-1", "firing"))),
+        Pipeline::bare(&destinations).deliver(delivery_with_chart(job("stall-1", "firing"))),
     )
     .await
     .expect("the delivery gave up by itself");

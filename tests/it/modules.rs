@@ -218,3 +218,48 @@ fn lib_rs_maps_every_module() {
         "lib.rs's module map does not name: {missing:?}"
     );
 }
+
+/// The top-level modules in the order `lib.rs`'s map names them.
+fn map_order() -> Vec<String> {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
+    let mut order: Vec<String> = Vec::new();
+    for line in lib.lines().take_while(|l| l.starts_with("//!")) {
+        for (i, _) in line.match_indices("[`") {
+            let name: String = line[i + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.is_empty() && !order.contains(&name) {
+                order.push(name);
+            }
+        }
+    }
+    order
+}
+
+#[test]
+fn lib_rs_lists_modules_in_flow_order() {
+    // The map's claim: each module uses only modules named before it.
+    let src = src();
+    let modules = modules(&src);
+    let edges = edges(&src, &modules);
+    let order = map_order();
+    assert!(order.len() > 20, "read lib.rs's map: {order:?}");
+    let place = |m: &str| order.iter().position(|o| o == m);
+    let mut backward = Vec::new();
+    for (a, imports) in &edges {
+        for (b, at) in imports {
+            if let (Some(pa), Some(pb)) = (place(a), place(b)) {
+                if pb > pa {
+                    backward.push(format!("{a} → {b} ({})", at.join(", ")));
+                }
+            }
+        }
+    }
+    assert!(
+        backward.is_empty(),
+        "lib.rs's map lists these modules after a module that imports them; \
+         move them up the map (or the import down the flow):\n{}",
+        backward.join("\n")
+    );
+}
