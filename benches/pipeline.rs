@@ -12,12 +12,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fanout::channels::email::EmailSender;
+use fanout::channels::email::{EmailSender, EmailTarget};
+use fanout::channels::wecom::WecomTarget;
 use fanout::channels::{BuildContext, ChannelConfig};
 use fanout::config::Config;
 use fanout::delivery::{ChartImage, Delivery};
 use fanout::job::{decode, Inbound};
-use fanout::outbox::Outbox;
 use fanout::template::Templates;
 use fanout::validate::validate;
 
@@ -73,13 +73,11 @@ fn main() {
     let ChannelConfig::Email(email) = &config.destinations["ops-mail"].channel else {
         panic!("ops-mail is an email destination")
     };
-    let outbox = tempfile_dir();
     let sender = EmailSender::new(
         "ops-mail",
         email,
         &BuildContext {
             templates: Arc::new(Templates::new(config.templates.timezone)),
-            outbox: Some(Outbox::new(&outbox)),
         },
     )
     .expect("sender");
@@ -91,7 +89,9 @@ fn main() {
         }]);
 
     // Time only work that succeeds.
-    sender.compose(&delivery).expect("the email composes");
+    sender
+        .message(&delivery, &EmailTarget::default())
+        .expect("the email composes");
     validate(&job, &config).expect("the example job is valid");
     println!(
         "job: examples/jobs/firing.json ({} bytes); {ROUNDS} interleaved rounds",
@@ -116,7 +116,11 @@ fn main() {
         "email compose (3 templates + MIME + PNG)",
         &mut baseline,
         &mut || {
-            black_box(sender.compose(black_box(&delivery)).ok());
+            black_box(
+                sender
+                    .message(black_box(&delivery), &EmailTarget::default())
+                    .ok(),
+            );
         },
     );
 
@@ -136,7 +140,6 @@ fn main() {
         hook,
         &BuildContext {
             templates: Arc::new(Templates::new(config.templates.timezone)),
-            outbox: None,
         },
     )
     .expect("webhook sender");
@@ -151,7 +154,7 @@ fn main() {
         &mut || {
             black_box(
                 webhook
-                    .compose(black_box(&short_delivery(&delivery)), 1_800_000_000)
+                    .compose_at(black_box(&short_delivery(&delivery)), 1_800_000_000)
                     .ok(),
             );
         },
@@ -173,7 +176,6 @@ fn main() {
         wx,
         &BuildContext {
             templates: Arc::new(Templates::new(config.templates.timezone)),
-            outbox: None,
         },
     )
     .expect("wecom sender");
@@ -189,18 +191,27 @@ fn main() {
         charts: Arc::new(Vec::new()),
         ..delivery.clone()
     };
-    wecom.compose(&long).expect("the long markdown composes");
+    wecom
+        .messages(&long, &WecomTarget::default())
+        .expect("the long markdown composes");
     report("wecom markdown, message fits", &mut baseline, &mut || {
-        black_box(wecom.compose(black_box(&short)).ok());
+        black_box(
+            wecom
+                .messages(black_box(&short), &WecomTarget::default())
+                .ok(),
+        );
     });
     report(
         "wecom markdown, 60 lines cut to 4096 bytes",
         &mut baseline,
         &mut || {
-            black_box(wecom.compose(black_box(&long)).ok());
+            black_box(
+                wecom
+                    .messages(black_box(&long), &WecomTarget::default())
+                    .ok(),
+            );
         },
     );
-    let _ = std::fs::remove_dir_all(outbox);
 }
 
 /// The delivery without its chart (a webhook carries charts as URLs).
@@ -209,8 +220,4 @@ fn short_delivery(d: &Delivery) -> Delivery {
         charts: Arc::new(Vec::new()),
         ..d.clone()
     }
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("fanout-bench-{}", std::process::id()))
 }

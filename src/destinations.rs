@@ -19,6 +19,8 @@ use crate::template::Templates;
 pub struct Destination {
     settings: config::Destination,
     sender: Channel,
+    /// When set, what would be sent is written here instead.
+    outbox: Option<Outbox>,
 }
 
 impl Destination {
@@ -56,14 +58,26 @@ impl Destination {
         self.settings.channel.rate_scope(self.name(), target)
     }
 
+    /// Where the group's conversation lives for `target` (the key of the
+    /// thread a send opened).
+    pub fn thread_key(&self, target: &Target) -> String {
+        self.settings.channel.thread_key(self.name(), target)
+    }
+
     /// How many vendor messages a delivery with `images` charts makes.
     pub fn messages(&self, images: usize, target: &Target) -> u32 {
         self.settings.channel.messages(images, target)
     }
 
-    /// One attempt. Retrying is the [`crate::pipeline`]'s business.
+    /// One attempt (with an outbox: written there, not sent). Retrying
+    /// is the [`crate::pipeline`]'s business.
     pub async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
-        self.sender.send(delivery).await
+        self.sender.send(delivery, self.outbox.as_ref()).await
+    }
+
+    /// Its `fanout check` row: the vendor's probe, or the outbox's.
+    pub async fn check(&self) -> CheckRow {
+        self.sender.check(self.name(), self.outbox.as_ref()).await
     }
 }
 
@@ -88,7 +102,6 @@ impl Destinations {
         let templates = Arc::new(templates);
         let ctx = BuildContext {
             templates: templates.clone(),
-            outbox,
         };
         let mut built = BTreeMap::new();
         for (name, d) in &config.destinations {
@@ -99,6 +112,7 @@ impl Destinations {
                 Destination {
                     settings: d.clone(),
                     sender,
+                    outbox: outbox.clone(),
                 },
             );
         }
@@ -117,7 +131,7 @@ impl Destinations {
 
     /// One check row per destination, probed concurrently.
     pub async fn check(&self) -> Vec<CheckRow> {
-        let probes = self.built.values().map(|d| d.sender.check());
+        let probes = self.built.values().map(Destination::check);
         futures::future::join_all(probes).await
     }
 }

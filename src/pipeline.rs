@@ -274,9 +274,10 @@ impl<'a> Pipeline<'a> {
                 return Attempted::Stopped(why);
             }
         }
+        let thread_key = destination.thread_key(pending.target());
         let thread = state
             .filter(|s| s.chain == key.job_id)
-            .and_then(|mut s| s.threads.remove(&pending.target().thread_key()));
+            .and_then(|mut s| s.threads.remove(&thread_key));
 
         // 3. The rate limit: the slot this send keeps, if any.
         let mut slot = None;
@@ -337,7 +338,12 @@ impl<'a> Pipeline<'a> {
         match result {
             Ok(sent) => {
                 if let Some(store) = self.store {
-                    record(store, &key, &group_id, resolved_notice, target, &sent).await;
+                    let noted = Noted {
+                        target,
+                        thread_key,
+                        resolved_notice,
+                    };
+                    record(store, &key, &group_id, noted, &sent).await;
                 }
                 info!(message = "Delivered.", delivery = %id, channel, attempt = attempt.number, detail = %sent.detail);
                 if let Some(metrics) = self.metrics {
@@ -423,16 +429,23 @@ impl<'a> Pipeline<'a> {
     }
 }
 
+/// What the group's state notes of a send.
+struct Noted {
+    target: Target,
+    /// Where the thread the send opened is kept.
+    thread_key: String,
+    /// A resolved notice is logged, not noted: the group is over.
+    resolved_notice: bool,
+}
+
 /// The log entry and, for a step, the group's note of it (who was
 /// notified, the thread the send opened): one write.
-async fn record(
-    store: &Store,
-    key: &DeliveryKey,
-    group_id: &str,
-    resolved_notice: bool,
-    target: Target,
-    sent: &Sent,
-) {
+async fn record(store: &Store, key: &DeliveryKey, group_id: &str, noted: Noted, sent: &Sent) {
+    let Noted {
+        target,
+        thread_key,
+        resolved_notice,
+    } = noted;
     let recorded = if resolved_notice {
         store.record_sent(key, &sent.detail).await
     } else {
@@ -440,7 +453,8 @@ async fn record(
         let opened = sent.thread.clone();
         store
             .record_sent_and_update(key, &sent.detail, group::KIND, group_id, move |s| {
-                let new = group::note_sent(s, &chain, &target, step, opened.as_deref(), at);
+                let opened = opened.as_deref().map(|t| (thread_key.as_str(), t));
+                let new = group::note_sent(s, &chain, &target, step, opened, at);
                 (new, ())
             })
             .await

@@ -102,18 +102,30 @@ pub fn validate(job: &Job, config: &Config) -> Result<(), JobErrors> {
             continue;
         };
         let kind = destination.kind();
-        for field in target.overrides() {
-            if !kind.target_fields().contains(&field) {
+        let mut unknown = false;
+        for field in target.overrides.keys() {
+            if !kind.target_fields().contains(field) {
+                unknown = true;
                 err(
                     format!("{path}.{field}"),
-                    format!(
-                        "is not an override for {} destination {:?} (it takes: {})",
-                        kind.name(),
-                        target.destination,
-                        kind.target_fields().join(", ")
-                    ),
+                    match kind.target_fields() {
+                        [] => format!(
+                            "is not an override for {} destination {:?} (it takes none)",
+                            kind.name(),
+                            target.destination,
+                        ),
+                        fields => format!(
+                            "is not an override for {} destination {:?} (it takes: {})",
+                            kind.name(),
+                            target.destination,
+                            fields.join(", ")
+                        ),
+                    },
                 );
             }
+        }
+        if unknown {
+            continue;
         }
         for (field, message) in destination.channel.check_target(target) {
             err(format!("{path}.{field}"), message);

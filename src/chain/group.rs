@@ -222,19 +222,20 @@ pub fn note_postponed(
     Some(s)
 }
 
-/// Note a delivery of chain `chain` accepted by the vendor.
+/// Note a delivery of chain `chain` accepted by the vendor; `thread`:
+/// the conversation it opened, as (where it is kept, the vendor's handle).
 pub fn note_sent(
     current: Option<GroupState>,
     chain: &str,
     target: &Target,
     step: usize,
-    thread: Option<&str>,
+    thread: Option<(&str, &str)>,
     now: DateTime<Utc>,
 ) -> Option<GroupState> {
     let mut s = current.filter(|s| s.chain == chain)?;
-    if let Some(thread) = thread {
+    if let Some((key, thread)) = thread {
         s.threads
-            .entry(target.thread_key())
+            .entry(key.to_string())
             .or_insert_with(|| thread.to_string());
     }
     if !s
@@ -395,13 +396,7 @@ mod tests {
     fn resolving_names_everyone_notified_once() {
         let mut s = None;
         step(&mut s, |c| claim(c, &job("j1"), now()));
-        let a = Target {
-            destination: "a".into(),
-            to: None,
-            channel_id: None,
-            mentioned_list: None,
-            mentioned_mobile_list: None,
-        };
+        let a = Target::to("a");
         for _ in 0..2 {
             let new = note_sent(s.clone(), "j1", &a, 0, None, now());
             s = new.or(s);

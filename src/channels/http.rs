@@ -71,8 +71,6 @@ pub struct SenderParts {
     pub templates: std::sync::Arc<crate::template::Templates>,
     /// A [`client`] with the channel's timeout.
     pub client: reqwest::Client,
-    /// When set, what would be sent is written here instead.
-    pub outbox: Option<crate::outbox::Outbox>,
 }
 
 impl SenderParts {
@@ -85,7 +83,6 @@ impl SenderParts {
             destination: destination.to_string(),
             templates: ctx.templates.clone(),
             client: client(timeout)?,
-            outbox: ctx.outbox.clone(),
         })
     }
 }

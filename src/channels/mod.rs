@@ -19,42 +19,66 @@ pub mod wecom;
 use std::future::Future;
 use std::sync::Arc;
 
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
 use crate::check::CheckRow;
-use crate::delivery::{Delivery, SendError, Sent};
+use crate::delivery::{Delivery, Reason, SendError, Sent};
 use crate::job::Target;
 use crate::outbox::Outbox;
 use crate::section::Section;
 use crate::template::Templates;
 
+/// A channel's per-target overrides: the fields a job's `targets[]` entry
+/// may set for a destination of that channel (Slack's `channel_id`), as a
+/// struct with `#[serde(deny_unknown_fields)]` whose doc comments become
+/// the job schema's descriptions.
+pub trait TargetFields: DeserializeOwned + JsonSchema + Default + Send + Sync + 'static {}
+
+impl<T: DeserializeOwned + JsonSchema + Default + Send + Sync + 'static> TargetFields for T {}
+
+/// The overrides of a channel that takes none.
+#[derive(Clone, Debug, Default, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoOverrides {}
+
 /// What every channel's config says about its channel.
 pub trait ChannelSpec: Sized + Clone + std::fmt::Debug {
     /// Its `channel = "…"` name, and the name of its delivery queue.
     const NAME: &'static str;
-    /// Per-target overrides (job `targets[]` fields) it accepts.
-    const TARGET_FIELDS: &'static [&'static str];
     /// Its templates; a destination's `template` dir may override any.
     const TEMPLATES: &'static [&'static str];
     /// The vendor's own limit, kept unless the destination sets `rate`.
     const DEFAULT_RATE: Option<&'static str> = None;
 
-    type Sender: Sender;
+    /// Its per-target overrides.
+    type Target: TargetFields;
+    type Sender: Sender<Target = Self::Target>;
 
     /// Read the channel's own keys; errors are recorded in `section`.
     fn read(section: &Section) -> Option<Self>;
 
     /// Problems with a job target's overrides, as (field, message) pairs.
-    fn check_target(&self, _target: &Target) -> Vec<(String, String)> {
+    fn check_target(&self, _destination: &str, _target: &Self::Target) -> Vec<(String, String)> {
         Vec::new()
     }
 
     /// What a rate limit counts against: the vendor's unit (one WeCom bot,
     /// one Slack channel), so destinations sharing it share the limit.
-    fn rate_scope(&self, destination: &str, _target: &Target) -> String {
+    fn rate_scope(&self, destination: &str, _target: &Self::Target) -> String {
+        destination.to_string()
+    }
+
+    /// Where a group's conversation lives for a target (the key of the
+    /// thread a send opened): the destination, unless the target picks
+    /// another conversation (a Slack target's own `channel_id`).
+    fn thread_key(&self, destination: &str, _target: &Self::Target) -> String {
         destination.to_string()
     }
 
     /// How many vendor messages one delivery with `images` charts makes.
-    fn messages(&self, _images: usize, _target: &Target) -> u32 {
+    fn messages(&self, _images: usize, _target: &Self::Target) -> u32 {
         1
     }
 
@@ -67,22 +91,104 @@ pub trait ChannelSpec: Sized + Clone + std::fmt::Debug {
     fn build(&self, destination: &str, ctx: &BuildContext) -> Result<Self::Sender, String>;
 }
 
-/// What every channel does: send one delivery, and probe its dependency.
+/// What every channel does: turn a delivery into its request, send that
+/// request once, say what the outbox keeps of it, and probe its vendor.
+///
+/// The outbox (`fanout send --outbox`, the embedded default) is not the
+/// channel's business: [`Channel::send`] writes [`Sender::outbox_file`]
+/// of the very request [`Sender::transmit`] would have sent.
 pub trait Sender {
-    /// Send `delivery` once. Retrying is not the channel's business: it
+    /// The channel's per-target overrides ([`ChannelSpec::Target`]).
+    type Target;
+    /// One delivery's request(s), rendered and ready to send.
+    type Request: Send;
+
+    /// Render the templates for `delivery` and build the request.
+    fn compose(
+        &self,
+        delivery: &Delivery,
+        target: &Self::Target,
+    ) -> Result<Self::Request, SendError>;
+
+    /// Send `request` once. Retrying is not the channel's business: it
     /// only says, through [`SendError`], whether a retry could help.
-    fn send(&self, delivery: &Delivery) -> impl Future<Output = Result<Sent, SendError>> + Send;
+    fn transmit(
+        &self,
+        delivery: &Delivery,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Sent, SendError>> + Send;
+
+    /// What the outbox keeps of `request`, with every secret redacted.
+    fn outbox_file(&self, delivery: &Delivery, request: &Self::Request) -> OutboxFile;
 
     /// A cheap, real probe for `fanout check` that sends no notification.
     fn check(&self) -> impl Future<Output = CheckRow> + Send;
+}
+
+/// One delivery's file in the outbox.
+pub struct OutboxFile {
+    /// Its file name's ending (`.eml`, `.slack.json`).
+    pub suffix: &'static str,
+    pub bytes: Vec<u8>,
+    /// Whether the chart PNGs the request carries are written beside it
+    /// (not for a channel that sends only their URLs).
+    pub charts: bool,
 }
 
 /// What building a sender needs besides its own config.
 #[derive(Clone)]
 pub struct BuildContext {
     pub templates: Arc<Templates>,
-    /// When set, channels write what they would send here instead.
-    pub outbox: Option<Outbox>,
+}
+
+/// A job target's overrides as the channel's own type. Their names were
+/// checked at validation; a value of the wrong shape is named by its field.
+pub fn overrides<T: TargetFields>(target: &Target) -> Result<T, (String, String)> {
+    let value = Value::Object(target.overrides.clone());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let message = e.into_inner().to_string();
+        (field, message)
+    })
+}
+
+/// The JSON Schema properties of a channel's overrides, by field name.
+fn target_schema<T: TargetFields>() -> serde_json::Map<String, Value> {
+    let schema = schemars::schema_for!(T).to_value();
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// One delivery through `sender`: composed, then sent or (with `outbox`)
+/// written there, the charts beside it.
+async fn send_with<S: Sender>(
+    sender: &S,
+    delivery: &Delivery,
+    target: &S::Target,
+    outbox: Option<&Outbox>,
+) -> Result<Sent, SendError> {
+    let request = sender.compose(delivery, target)?;
+    let Some(outbox) = outbox else {
+        return sender.transmit(delivery, request).await;
+    };
+    let file = sender.outbox_file(delivery, &request);
+    if file.charts {
+        outbox
+            .write_charts(delivery)
+            .map_err(|e| SendError::outbox(&e))?;
+    }
+    let path = outbox
+        .write(delivery, file.suffix, &file.bytes)
+        .map_err(|e| SendError::outbox(&e))?;
+    Ok(Sent::new(format!("outbox {}", path.display())))
+}
+
+/// A target whose overrides do not read as its channel's: permanent.
+fn bad_target((field, message): (String, String)) -> SendError {
+    SendError::permanent(Reason::Client, format!("the target's `{field}`: {message}"))
 }
 
 /// Generates the closed set of channels and the dispatch over it from one
@@ -104,9 +210,20 @@ macro_rules! registry {
                 }
             }
 
-            pub fn target_fields(self) -> &'static [&'static str] {
+            /// The JSON Schema of each per-target override it accepts.
+            pub fn target_schema(self) -> serde_json::Map<String, Value> {
                 match self {
-                    $(ChannelKind::$variant => <$module::$config as ChannelSpec>::TARGET_FIELDS),+
+                    $(ChannelKind::$variant => target_schema::<<$module::$config as ChannelSpec>::Target>()),+
+                }
+            }
+
+            /// The per-target overrides it accepts, by name.
+            pub fn target_fields(self) -> &'static [String] {
+                match self {
+                    $(ChannelKind::$variant => {
+                        static FIELDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+                        FIELDS.get_or_init(|| self.target_schema().keys().cloned().collect())
+                    }),+
                 }
             }
 
@@ -145,21 +262,38 @@ macro_rules! registry {
                 }
             }
 
+            /// Problems with a job target's overrides, as (field, message)
+            /// pairs: a value of the wrong shape, or the channel's own rules.
             pub fn check_target(&self, target: &Target) -> Vec<(String, String)> {
                 match self {
-                    $(ChannelConfig::$variant(c) => c.check_target(target)),+
+                    $(ChannelConfig::$variant(c) => match overrides(target) {
+                        Ok(t) => c.check_target(&target.destination, &t),
+                        Err(problem) => vec![problem],
+                    }),+
                 }
             }
 
             pub fn rate_scope(&self, destination: &str, target: &Target) -> String {
                 match self {
-                    $(ChannelConfig::$variant(c) => c.rate_scope(destination, target)),+
+                    $(ChannelConfig::$variant(c) => {
+                        c.rate_scope(destination, &overrides(target).unwrap_or_default())
+                    }),+
+                }
+            }
+
+            pub fn thread_key(&self, destination: &str, target: &Target) -> String {
+                match self {
+                    $(ChannelConfig::$variant(c) => {
+                        c.thread_key(destination, &overrides(target).unwrap_or_default())
+                    }),+
                 }
             }
 
             pub fn messages(&self, images: usize, target: &Target) -> u32 {
                 match self {
-                    $(ChannelConfig::$variant(c) => c.messages(images, target)),+
+                    $(ChannelConfig::$variant(c) => {
+                        c.messages(images, &overrides(target).unwrap_or_default())
+                    }),+
                 }
             }
 
@@ -192,13 +326,35 @@ macro_rules! registry {
                 }
             }
 
-            pub async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
+            /// Send `delivery` once, or with `outbox` write what would be sent.
+            pub async fn send(
+                &self,
+                delivery: &Delivery,
+                outbox: Option<&Outbox>,
+            ) -> Result<Sent, SendError> {
                 match self {
-                    $(Channel::$variant(s) => s.send(delivery).await),+
+                    $(Channel::$variant(s) => {
+                        let target = overrides(&delivery.target).map_err(bad_target)?;
+                        send_with(s, delivery, &target, outbox).await
+                    }),+
                 }
             }
 
-            pub async fn check(&self) -> CheckRow {
+            /// The vendor's probe, or with `outbox` whether it can be written.
+            pub async fn check(&self, destination: &str, outbox: Option<&Outbox>) -> CheckRow {
+                if let Some(outbox) = outbox {
+                    let component = format!("{} {destination}", self.kind().name());
+                    let dir = outbox.dir().display().to_string();
+                    return match outbox.probe() {
+                        Ok(()) => CheckRow::ok(component, dir, "outbox writable"),
+                        Err(e) => CheckRow::fail(
+                            component,
+                            dir,
+                            e.to_string(),
+                            "create the outbox directory or choose another with --outbox",
+                        ),
+                    };
+                }
                 match self {
                     $(Channel::$variant(s) => s.check().await),+
                 }
@@ -219,4 +375,29 @@ impl ChannelKind {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|k| k.name() == name)
     }
+}
+
+/// What `fanout schema` prints: the job contract, its targets taking every
+/// channel's overrides. A field two channels share (`mentioned_list`) has
+/// one shape; its description says what each channel does with it.
+pub fn job_schema() -> Value {
+    let mut fields = serde_json::Map::new();
+    for kind in ChannelKind::ALL {
+        for (name, schema) in kind.target_schema() {
+            match fields.get_mut(&name) {
+                None => {
+                    fields.insert(name, schema);
+                }
+                Some(Value::Object(known)) => {
+                    let more = schema["description"].as_str().unwrap_or_default();
+                    if let Some(Value::String(said)) = known.get_mut("description") {
+                        said.push(' ');
+                        said.push_str(more);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    crate::job::schema_with_targets(fields)
 }

@@ -237,7 +237,7 @@ async fn run(command: Command) -> u8 {
             pool,
             prefetch,
         } => worker(config.config.as_deref(), pool.as_deref(), prefetch).await,
-        Command::Schema => match serde_json::to_string_pretty(&fanout::job::schema()) {
+        Command::Schema => match serde_json::to_string_pretty(&fanout::channels::job_schema()) {
             Ok(text) => {
                 println!("{text}");
                 DELIVERED

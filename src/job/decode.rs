@@ -236,8 +236,11 @@ mod tests {
         let (path, message) = field_error(
             r#"{"version":1,"id":"j1","alert":{"group_id":"g","title":"t"},"targets":[{"destination":"d"},{"destinaton":"x"}]}"#,
         );
-        assert_eq!(path, "targets[1].destinaton");
-        assert!(message.contains("unknown field `destinaton`"), "{message}");
+        assert_eq!(path, "targets[1]");
+        assert!(
+            message.contains("missing field `destination` (`destinaton` is not a field"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -225,51 +225,80 @@ impl GrafanaPanel {
 }
 
 /// A destination named in the config, with what this job changes for it.
-/// Which overrides a destination accepts depends on its channel.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// Which overrides a destination accepts depends on its channel: each
+/// channel declares its own and checks them at validation (the job schema
+/// lists every channel's).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Target {
     pub destination: String,
-    /// Email: recipients instead of the destination's `to`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Vec<String>>,
-    /// Slack: channel instead of the destination's `channel_id`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel_id: Option<String>,
-    /// WeCom: user ids to `@`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mentioned_list: Option<Vec<String>>,
-    /// WeCom: mobile numbers to `@`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mentioned_mobile_list: Option<Vec<String>>,
+    /// The overrides this job sets (`to`, `channel_id`, …), by their JSON
+    /// names, as the job gave them.
+    #[serde(flatten)]
+    pub overrides: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `destination`, and every other field kept as an override for the
+/// channel to check. A target without `destination` says which of its
+/// keys looks like a misspelling of it.
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut overrides =
+            serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        match overrides.remove("destination") {
+            Some(serde_json::Value::String(destination)) => Ok(Self {
+                destination,
+                overrides,
+            }),
+            Some(other) => Err(D::Error::custom(format!(
+                "`destination` must be a string, not {other}"
+            ))),
+            None => {
+                let near = overrides
+                    .keys()
+                    .find(|k| strsim::damerau_levenshtein(k, "destination") <= 2);
+                Err(D::Error::custom(match near {
+                    Some(key) => format!(
+                        "missing field `destination` (`{key}` is not a field: a misspelling?)"
+                    ),
+                    None => "missing field `destination`".to_string(),
+                }))
+            }
+        }
+    }
 }
 
 impl Target {
-    /// Where a group's conversation lives for this target: the destination,
-    /// and the channel when the target picks another one.
-    pub fn thread_key(&self) -> String {
-        match &self.channel_id {
-            Some(channel) => format!("{}#{channel}", self.destination),
-            None => self.destination.clone(),
+    /// A target of `destination` with no overrides.
+    pub fn to(destination: impl Into<String>) -> Self {
+        Self {
+            destination: destination.into(),
+            overrides: serde_json::Map::new(),
         }
     }
 
-    /// The override fields this target sets, by their JSON names.
-    pub fn overrides(&self) -> Vec<&'static str> {
-        let mut set = Vec::new();
-        if self.to.is_some() {
-            set.push("to");
-        }
-        if self.channel_id.is_some() {
-            set.push("channel_id");
-        }
-        if self.mentioned_list.is_some() {
-            set.push("mentioned_list");
-        }
-        if self.mentioned_mobile_list.is_some() {
-            set.push("mentioned_mobile_list");
-        }
-        set
+    /// The same target with override `field` set to `value`.
+    pub fn with(mut self, field: &str, value: serde_json::Value) -> Self {
+        self.overrides.insert(field.to_string(), value);
+        self
+    }
+}
+
+/// The contract's frame of a target; [`schema_with_targets`] adds each
+/// channel's overrides to it.
+impl JsonSchema for Target {
+    fn schema_name() -> Cow<'static, str> {
+        "Target".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A destination named in the config, with what this job changes for it.\nWhich overrides a destination accepts depends on its channel.",
+            "type": "object",
+            "properties": { "destination": { "type": "string" } },
+            "required": ["destination"],
+            "additionalProperties": false
+        })
     }
 }
 
@@ -535,7 +564,23 @@ pub enum SignalKind {
     Unsilence,
 }
 
-/// What `fanout schema` prints: the job contract, with signals alongside.
+/// What `fanout schema` prints: the job contract, with signals alongside,
+/// and `overrides` (each channel's per-target fields, by name) in
+/// `$defs.Target`.
+pub fn schema_with_targets(
+    overrides: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let mut value = schema();
+    if let Some(properties) = value
+        .pointer_mut("/$defs/Target/properties")
+        .and_then(|p| p.as_object_mut())
+    {
+        properties.extend(overrides);
+    }
+    value
+}
+
+/// The job contract with signals alongside, and targets with no overrides.
 pub fn schema() -> serde_json::Value {
     let mut root = schemars::schema_for!(Job);
     let signal = schemars::schema_for!(Signal);

@@ -33,7 +33,7 @@ fn malformed_jobs_are_refused_with_their_json_path() {
         (GOOD.replace("\"version\":1", "\"version\":2"), "version: unsupported version 2"),
         (GOOD.replace("\"version\":1,", ""), "missing field `version`"),
         (GOOD.replace("\"title\":\"t\"", "\"title\":42"), "alert.title: invalid type: integer `42`"),
-        (GOOD.replace("{\"destination\":\"dba-mail\"}", "{\"destinaton\":\"dba-mail\"}"), "targets[1].destinaton: unknown field `destinaton`"),
+        (GOOD.replace("{\"destination\":\"dba-mail\"}", "{\"destinaton\":\"dba-mail\"}"), "targets[1]: missing field `destination` (`destinaton` is not a field: a misspelling?)"),
         (GOOD.replace("dba-mail", "ops-mal"), "targets[1].destination: unknown destination \"ops-mal\""),
         (GOOD.replace("\"alert\"", "\"priority\":1,\"alert\""), "priority: unknown field `priority`"),
         (GOOD.replace("\"severity\"", "x").replace("\"title\":\"t\"", "\"title\":\"t\",\"severity\":\"urgent\""), "alert.severity: unknown variant `urgent`"),

@@ -7,7 +7,6 @@ use lettre::message::Mailbox;
 use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
-use crate::job::Target;
 use crate::net::is_loopback;
 use crate::secret::{Secret, REDACTED};
 use crate::section::{check_url, Section};
@@ -21,6 +20,15 @@ pub struct EmailConfig {
     /// Extra trust root (PEM) for an SMTP server with a private CA.
     pub tls_ca_pem: Option<Vec<u8>>,
     pub timeout: Duration,
+}
+
+/// What a job's target may change for an email destination.
+#[derive(Clone, Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(inline)]
+pub struct EmailTarget {
+    /// Email: recipients instead of the destination's `to`.
+    pub to: Option<Vec<String>>,
 }
 
 /// How the connection is protected, as the URL says.
@@ -156,10 +164,10 @@ fn percent_decode(s: &str) -> Option<String> {
 
 impl ChannelSpec for EmailConfig {
     const NAME: &'static str = "email";
-    const TARGET_FIELDS: &'static [&'static str] = &["to"];
     const TEMPLATES: &'static [&'static str] =
         &["email/subject.j2", "email/text.j2", "email/html.j2"];
 
+    type Target = EmailTarget;
     type Sender = super::EmailSender;
 
     fn build(&self, destination: &str, ctx: &BuildContext) -> Result<Self::Sender, String> {
@@ -168,14 +176,11 @@ impl ChannelSpec for EmailConfig {
 
     /// A target's `to` must be addresses; without one, the destination
     /// must have default recipients.
-    fn check_target(&self, target: &Target) -> Vec<(String, String)> {
+    fn check_target(&self, destination: &str, target: &EmailTarget) -> Vec<(String, String)> {
         match &target.to {
             None if self.to.is_empty() => vec![(
                 "to".into(),
-                format!(
-                    "destination {:?} has no default `to`; give recipients here",
-                    target.destination
-                ),
+                format!("destination {destination:?} has no default `to`; give recipients here"),
             )],
             None => Vec::new(),
             Some(list) if list.is_empty() => vec![("to".into(), "is empty".into())],

@@ -14,27 +14,21 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-pub use config::{EmailConfig, Security, SmtpEndpoint};
+pub use config::{EmailConfig, EmailTarget, Security, SmtpEndpoint};
 pub use message::Rendered;
 
-use super::{BuildContext, Sender};
+use super::{BuildContext, OutboxFile, Sender};
 use crate::check::CheckRow;
 use crate::delivery::{Delivery, Reason, SendError, Sent};
-use crate::outbox::Outbox;
 use crate::template::fit::Unit;
 use crate::template::Templates;
 
-/// Sends one destination's emails, or writes them to the outbox.
+/// Sends one destination's emails.
 pub struct EmailSender {
     destination: String,
     config: EmailConfig,
     templates: Arc<Templates>,
-    transport: Transport,
-}
-
-enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Outbox(Outbox),
+    smtp: AsyncSmtpTransport<Tokio1Executor>,
 }
 
 impl EmailSender {
@@ -43,24 +37,21 @@ impl EmailSender {
         config: &EmailConfig,
         ctx: &BuildContext,
     ) -> Result<Self, String> {
-        let transport = match &ctx.outbox {
-            Some(outbox) => Transport::Outbox(outbox.clone()),
-            None => Transport::Smtp(smtp_transport(config)?),
-        };
         Ok(Self {
             destination: destination.to_string(),
             config: config.clone(),
             templates: ctx.templates.clone(),
-            transport,
+            smtp: smtp_transport(config)?,
         })
     }
 
     /// Render the templates and build the message, ready to send or write.
-    pub fn compose(
+    pub fn message(
         &self,
         delivery: &Delivery,
+        target: &EmailTarget,
     ) -> Result<(lettre::Message, Vec<Mailbox>), SendError> {
-        let to = recipients(&self.config, delivery)?;
+        let to = recipients(&self.config, target)?;
         let context = self.templates.context(delivery);
         let render = |name: &str| {
             self.templates
@@ -93,76 +84,66 @@ impl EmailSender {
 }
 
 impl Sender for EmailSender {
-    async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
-        let (message, _) = self.compose(delivery)?;
-        match &self.transport {
-            Transport::Outbox(outbox) => {
-                outbox
-                    .write_charts(delivery)
-                    .map_err(|e| SendError::outbox(&e))?;
-                let path = outbox
-                    .write(delivery, ".eml", &message.formatted())
-                    .map_err(|e| SendError::outbox(&e))?;
-                Ok(Sent::new(format!("outbox {}", path.display())))
-            }
-            // lettre's timeout bounds the connect only; a server that stalls
-            // mid-conversation must not hold a delivery forever.
-            Transport::Smtp(smtp) => match within(self.config.timeout, smtp.send(message)).await {
-                Ok(response) => Ok(Sent::new(format!(
-                    "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
-                ))),
-                Err(Stalled::Timeout) => Err(self.stalled()),
-                Err(Stalled::Smtp(e)) => Err(classify(&e, &self.config.smtp)),
-            },
+    type Target = EmailTarget;
+    type Request = lettre::Message;
+
+    fn compose(
+        &self,
+        delivery: &Delivery,
+        target: &EmailTarget,
+    ) -> Result<lettre::Message, SendError> {
+        self.message(delivery, target).map(|(message, _)| message)
+    }
+
+    // lettre's timeout bounds the connect only; a server that stalls
+    // mid-conversation must not hold a delivery forever.
+    async fn transmit(&self, _: &Delivery, message: lettre::Message) -> Result<Sent, SendError> {
+        match within(self.config.timeout, self.smtp.send(message)).await {
+            Ok(response) => Ok(Sent::new(format!(
+                "{} {}",
+                response.code(),
+                response.message().collect::<Vec<_>>().join(" ")
+            ))),
+            Err(Stalled::Timeout) => Err(self.stalled()),
+            Err(Stalled::Smtp(e)) => Err(classify(&e, &self.config.smtp)),
+        }
+    }
+
+    /// The message as it would go over the wire (RFC 5322).
+    fn outbox_file(&self, _: &Delivery, message: &lettre::Message) -> OutboxFile {
+        OutboxFile {
+            suffix: ".eml",
+            bytes: message.formatted(),
+            charts: true,
         }
     }
 
     async fn check(&self) -> CheckRow {
         let component = format!("email {}", self.destination);
-        match &self.transport {
-            Transport::Outbox(outbox) => match outbox.probe() {
-                Ok(()) => CheckRow::ok(
-                    component,
-                    outbox.dir().display().to_string(),
-                    "outbox writable",
-                ),
-                Err(e) => CheckRow::fail(
-                    component,
-                    outbox.dir().display().to_string(),
-                    e.to_string(),
-                    "create the outbox directory or choose another with --outbox",
-                ),
-            },
-            Transport::Smtp(smtp) => {
-                let target = self.config.smtp.to_string();
-                match within(self.config.timeout, smtp.test_connection()).await {
-                    Ok(true) => {
-                        let what =
-                            match (self.config.smtp.security, self.config.smtp.user.is_some()) {
-                                (Security::Plain, false) => "connected, EHLO",
-                                (Security::Plain, true) => "connected, EHLO, AUTH",
-                                (_, false) => "connected, TLS, EHLO",
-                                (_, true) => "connected, TLS, EHLO, AUTH",
-                            };
-                        CheckRow::ok(component, target, what)
-                    }
-                    Ok(false) => CheckRow::fail(
-                        component,
-                        target,
-                        "server did not answer NOOP",
-                        "is this an SMTP server?",
-                    ),
-                    Err(stalled) => {
-                        let error = match stalled {
-                            Stalled::Timeout => self.stalled(),
-                            Stalled::Smtp(e) => classify(&e, &self.config.smtp),
-                        };
-                        let hint = hint(&error);
-                        CheckRow::fail(component, target, error.message, hint)
-                    }
-                }
+        let target = self.config.smtp.to_string();
+        match within(self.config.timeout, self.smtp.test_connection()).await {
+            Ok(true) => {
+                let what = match (self.config.smtp.security, self.config.smtp.user.is_some()) {
+                    (Security::Plain, false) => "connected, EHLO",
+                    (Security::Plain, true) => "connected, EHLO, AUTH",
+                    (_, false) => "connected, TLS, EHLO",
+                    (_, true) => "connected, TLS, EHLO, AUTH",
+                };
+                CheckRow::ok(component, target, what)
+            }
+            Ok(false) => CheckRow::fail(
+                component,
+                target,
+                "server did not answer NOOP",
+                "is this an SMTP server?",
+            ),
+            Err(stalled) => {
+                let error = match stalled {
+                    Stalled::Timeout => self.stalled(),
+                    Stalled::Smtp(e) => classify(&e, &self.config.smtp),
+                };
+                let hint = hint(&error);
+                CheckRow::fail(component, target, error.message, hint)
             }
         }
     }
@@ -199,8 +180,8 @@ async fn within<T>(
 }
 
 /// The target's `to`, else the destination's.
-fn recipients(config: &EmailConfig, delivery: &Delivery) -> Result<Vec<Mailbox>, SendError> {
-    let Some(list) = &delivery.target.to else {
+fn recipients(config: &EmailConfig, target: &EmailTarget) -> Result<Vec<Mailbox>, SendError> {
+    let Some(list) = &target.to else {
         if config.to.is_empty() {
             return Err(SendError::permanent(
                 Reason::Client,

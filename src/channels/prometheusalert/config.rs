@@ -7,7 +7,6 @@ use std::time::Duration;
 use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
-use crate::job::Target;
 use crate::section::Section;
 
 /// PrometheusAlert's custom-template endpoint.
@@ -54,9 +53,17 @@ impl std::fmt::Debug for PrometheusAlertConfig {
     }
 }
 
+/// What a job's target may change for a PrometheusAlert destination.
+#[derive(Clone, Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusAlertTarget {
+    /// PrometheusAlert: user ids to `@`, sent as its `at` parameter.
+    pub mentioned_list: Option<Vec<String>>,
+}
+
 impl PrometheusAlertConfig {
     /// The URL for a delivery: a target's `mentioned_list` becomes `at`.
-    pub fn url_for(&self, target: &Target) -> Url {
+    pub fn url_for(&self, target: &PrometheusAlertTarget) -> Url {
         let Some(at) = target.mentioned_list.as_ref().filter(|l| !l.is_empty()) else {
             return self.url.clone();
         };
@@ -87,9 +94,9 @@ impl PrometheusAlertConfig {
 
 impl ChannelSpec for PrometheusAlertConfig {
     const NAME: &'static str = "prometheusalert";
-    const TARGET_FIELDS: &'static [&'static str] = &["mentioned_list"];
     const TEMPLATES: &'static [&'static str] = &["prometheusalert/body.json.j2"];
 
+    type Target = PrometheusAlertTarget;
     type Sender = super::PrometheusAlertSender;
 
     fn read(s: &Section) -> Option<Self> {
@@ -166,12 +173,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             text_limit: 3_000,
         };
-        let target = Target {
-            destination: "pa".into(),
-            to: None,
-            channel_id: None,
+        let target = PrometheusAlertTarget {
             mentioned_list: Some(vec!["zhangsan".into(), "lisi".into()]),
-            mentioned_mobile_list: None,
         };
         let url = config.url_for(&target);
         let at: Vec<String> = url

@@ -10,10 +10,10 @@ pub mod config;
 
 use serde_json::Value;
 
-pub use config::PrometheusAlertConfig;
+pub use config::{PrometheusAlertConfig, PrometheusAlertTarget};
 
 use super::http::{classify, redact_url, transport_error, SenderParts};
-use super::{BuildContext, Sender};
+use super::{BuildContext, OutboxFile, Sender};
 use crate::check::CheckRow;
 use crate::delivery::{Delivery, Reason, SendError, Sent};
 use crate::template::fit::Unit;
@@ -44,7 +44,7 @@ impl PrometheusAlertSender {
 
     /// The body, rendered and checked to be JSON, its free text within
     /// the destination's `text_limit`.
-    pub fn compose(&self, delivery: &Delivery) -> Result<Vec<u8>, SendError> {
+    pub fn body(&self, delivery: &Delivery) -> Result<Vec<u8>, SendError> {
         let name = "prometheusalert/body.json.j2";
         let limit = self.config.text_limit;
         let body = self
@@ -161,30 +161,34 @@ pub fn judge(body: &[u8], what: &str) -> Result<String, SendError> {
     }
 }
 
+/// One POST to PrometheusAlert: its URL (the target's `at` in it) and body.
+pub struct Request {
+    pub url: url::Url,
+    pub body: Vec<u8>,
+}
+
 impl Sender for PrometheusAlertSender {
-    async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
-        let body = self.compose(delivery)?;
-        if let Some(outbox) = &self.parts.outbox {
-            let doc = serde_json::json!({
-                "method": "POST",
-                "url": redact_url(&self.config.url),
-                "body": serde_json::from_slice::<Value>(&body).unwrap_or_default(),
-            });
-            let written = outbox
-                .write(
-                    delivery,
-                    ".prometheusalert.json",
-                    &serde_json::to_vec_pretty(&doc).unwrap_or_default(),
-                )
-                .map_err(|e| SendError::outbox(&e))?;
-            return Ok(Sent::new(format!("outbox {}", written.display())));
-        }
+    type Target = PrometheusAlertTarget;
+    type Request = Request;
+
+    fn compose(
+        &self,
+        delivery: &Delivery,
+        target: &PrometheusAlertTarget,
+    ) -> Result<Request, SendError> {
+        Ok(Request {
+            url: self.config.url_for(target),
+            body: self.body(delivery)?,
+        })
+    }
+
+    async fn transmit(&self, _: &Delivery, request: Request) -> Result<Sent, SendError> {
         let response = self
             .parts
             .client
-            .post(self.config.url_for(&delivery.target))
+            .post(request.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
+            .body(request.body)
             .send()
             .await
             .map_err(|e| transport_error(e, &self.what()))?;
@@ -195,6 +199,21 @@ impl Sender for PrometheusAlertSender {
             .map_err(|e| transport_error(e, &self.what()))?;
         let reply = judge(&answer, &self.what())?;
         Ok(Sent::new(format!("200 {reply}")))
+    }
+
+    /// Method, redacted URL and the body as JSON. The chart goes as its
+    /// URL, so no PNG is written beside it.
+    fn outbox_file(&self, _: &Delivery, request: &Request) -> OutboxFile {
+        let doc = serde_json::json!({
+            "method": "POST",
+            "url": redact_url(&request.url),
+            "body": serde_json::from_slice::<Value>(&request.body).unwrap_or_default(),
+        });
+        OutboxFile {
+            suffix: ".prometheusalert.json",
+            bytes: serde_json::to_vec_pretty(&doc).unwrap_or_default(),
+            charts: false,
+        }
     }
 
     /// GET its front page: any HTTP answer means PrometheusAlert is up.
@@ -303,7 +322,6 @@ mod tests {
         };
         let ctx = BuildContext {
             templates: Arc::new(Templates::new(chrono_tz::Asia::Shanghai)),
-            outbox: None,
         };
         let sender = PrometheusAlertSender::new("pa", c, &ctx).unwrap();
         let job: crate::job::Job = serde_json::from_str(
@@ -317,7 +335,7 @@ mod tests {
                 url: Some("https://f.example.com/images/a.png?sig=1".into()),
                 ..Default::default()
             }]);
-        let body: Value = serde_json::from_slice(&sender.compose(&delivery).unwrap()).unwrap();
+        let body: Value = serde_json::from_slice(&sender.body(&delivery).unwrap()).unwrap();
         assert_eq!(body["title"], "Disk full");
         assert_eq!(body["labels"]["host"], "db1");
         assert_eq!(
@@ -340,7 +358,6 @@ mod tests {
         assert_eq!(c.text_limit, 3_000, "a WeCom upstream's default");
         let ctx = BuildContext {
             templates: Arc::new(Templates::new(chrono_tz::Asia::Shanghai)),
-            outbox: None,
         };
         let sender = PrometheusAlertSender::new("pa", c, &ctx).unwrap();
         let mut job: crate::job::Job = serde_json::from_str(
@@ -355,7 +372,7 @@ mod tests {
             resolve: "https://f.example.com/r".into(),
             silence_1h: "https://f.example.com/s".into(),
         });
-        let raw = sender.compose(&delivery).unwrap();
+        let raw = sender.body(&delivery).unwrap();
         let body: Value = serde_json::from_slice(&raw).unwrap();
         let used = free_text_bytes(std::str::from_utf8(&raw).unwrap());
         assert!(used <= 3_000 && used > 2_950, "{used}");

@@ -6,7 +6,6 @@ use std::time::Duration;
 use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
-use crate::job::Target;
 use crate::secret::Secret;
 use crate::section::Section;
 
@@ -22,9 +21,17 @@ pub struct SlackConfig {
     pub timeout: Duration,
 }
 
+/// What a job's target may change for a Slack destination.
+#[derive(Clone, Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackTarget {
+    /// Slack: channel instead of the destination's `channel_id`.
+    pub channel_id: Option<String>,
+}
+
 impl SlackConfig {
     /// The channel of a delivery: the target's, else ours.
-    pub fn channel_for<'a>(&'a self, target: &'a Target) -> &'a str {
+    pub fn channel_for<'a>(&'a self, target: &'a SlackTarget) -> &'a str {
         target.channel_id.as_deref().unwrap_or(&self.channel_id)
     }
 }
@@ -41,11 +48,11 @@ pub fn is_channel_id(id: &str) -> bool {
 
 impl ChannelSpec for SlackConfig {
     const NAME: &'static str = "slack";
-    const TARGET_FIELDS: &'static [&'static str] = &["channel_id"];
     const TEMPLATES: &'static [&'static str] = &["slack/message.json.j2"];
     /// Slack takes about one message a second per channel.
     const DEFAULT_RATE: Option<&'static str> = Some("1/s");
 
+    type Target = SlackTarget;
     type Sender = super::SlackSender;
 
     fn read(s: &Section) -> Option<Self> {
@@ -104,7 +111,7 @@ impl ChannelSpec for SlackConfig {
         })
     }
 
-    fn check_target(&self, target: &Target) -> Vec<(String, String)> {
+    fn check_target(&self, _destination: &str, target: &SlackTarget) -> Vec<(String, String)> {
         match &target.channel_id {
             Some(id) if !is_channel_id(id) => vec![(
                 "channel_id".into(),
@@ -115,12 +122,20 @@ impl ChannelSpec for SlackConfig {
     }
 
     /// Slack limits each channel.
-    fn rate_scope(&self, _destination: &str, target: &Target) -> String {
+    fn rate_scope(&self, _destination: &str, target: &SlackTarget) -> String {
         format!("slack:{}", self.channel_for(target))
     }
 
+    /// A target in a channel of its own has a thread of its own there.
+    fn thread_key(&self, destination: &str, target: &SlackTarget) -> String {
+        match &target.channel_id {
+            Some(channel) => format!("{destination}#{channel}"),
+            None => destination.to_string(),
+        }
+    }
+
     /// The message, and one more for the charts' upload when there are any.
-    fn messages(&self, images: usize, _target: &Target) -> u32 {
+    fn messages(&self, images: usize, _target: &SlackTarget) -> u32 {
         1 + u32::from(images > 0)
     }
 

@@ -15,10 +15,10 @@ pub mod config;
 use serde_json::{json, Value};
 use tracing::warn;
 
-pub use config::SlackConfig;
+pub use config::{SlackConfig, SlackTarget};
 
 use super::http::{classify, transport_error, SenderParts};
-use super::{BuildContext, Sender};
+use super::{BuildContext, OutboxFile, Sender};
 use crate::check::CheckRow;
 use crate::delivery::{ChartImage, Class, Delivery, Reason, SendError, Sent};
 use crate::job::Status;
@@ -100,7 +100,7 @@ impl SlackSender {
 
     /// The `chat.postMessage` body: the template's text and attachments,
     /// with where it goes.
-    pub fn compose(&self, delivery: &Delivery) -> Result<Value, SendError> {
+    pub fn message(&self, delivery: &Delivery, target: &SlackTarget) -> Result<Value, SendError> {
         let name = "slack/message.json.j2";
         let rendered = self
             .parts
@@ -126,7 +126,7 @@ impl SlackSender {
                 format!("template {name} must produce a JSON object"),
             ));
         }
-        body["channel"] = json!(self.config.channel_for(&delivery.target));
+        body["channel"] = json!(self.config.channel_for(target));
         body["unfurl_links"] = json!(false);
         if let Some(thread) = &delivery.thread {
             body["thread_ts"] = json!(thread);
@@ -176,7 +176,12 @@ impl SlackSender {
     }
 
     /// Upload the charts that have a PNG into `thread` as one share.
-    async fn upload(&self, delivery: &Delivery, thread: &str) -> Result<usize, SendError> {
+    async fn upload(
+        &self,
+        delivery: &Delivery,
+        channel: &str,
+        thread: &str,
+    ) -> Result<usize, SendError> {
         let charts: Vec<&ChartImage> = delivery.charts.iter().filter(|c| c.png.is_some()).collect();
         if charts.is_empty() {
             return Ok(0);
@@ -216,7 +221,6 @@ impl SlackSender {
             classify(response.status(), response.headers(), "slack file upload")?;
             files.push(json!({ "id": file_id, "title": chart.title }));
         }
-        let channel = self.config.channel_for(&delivery.target);
         self.call(
             "files.completeUploadExternal",
             Args::Json(json!({ "files": files, "channel_id": channel, "thread_ts": thread })),
@@ -295,22 +299,34 @@ pub fn judge(what: &str, error: &str) -> SendError {
     SendError::new(class, reason, format!("{what}: {error}{hint}"))
 }
 
+/// One delivery to Slack: the `chat.postMessage` body, and the channel
+/// its charts are uploaded to.
+pub struct Request {
+    pub message: Value,
+    pub channel: String,
+}
+
 impl Sender for SlackSender {
-    async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
-        let message = self.compose(delivery)?;
-        if let Some(outbox) = &self.parts.outbox {
-            let written = outbox
-                .write_charts(delivery)
-                .and_then(|()| {
-                    outbox.write(
-                        delivery,
-                        ".slack.json",
-                        &self.outbox_json(delivery, &message),
-                    )
-                })
-                .map_err(|e| SendError::outbox(&e))?;
-            return Ok(Sent::new(format!("outbox {}", written.display())));
+    type Target = SlackTarget;
+    type Request = Request;
+
+    fn compose(&self, delivery: &Delivery, target: &SlackTarget) -> Result<Request, SendError> {
+        Ok(Request {
+            message: self.message(delivery, target)?,
+            channel: self.config.channel_for(target).to_string(),
+        })
+    }
+
+    fn outbox_file(&self, delivery: &Delivery, request: &Request) -> OutboxFile {
+        OutboxFile {
+            suffix: ".slack.json",
+            bytes: self.outbox_json(delivery, &request.message),
+            charts: true,
         }
+    }
+
+    async fn transmit(&self, delivery: &Delivery, request: Request) -> Result<Sent, SendError> {
+        let Request { message, channel } = request;
         // An earlier attempt that posted the message left its ts.
         let ts = match &delivery.progress {
             Some(ts) => ts.clone(),
@@ -325,7 +341,7 @@ impl Sender for SlackSender {
             }
         };
         let thread = delivery.thread.clone().unwrap_or_else(|| ts.clone());
-        let files = match self.upload(delivery, &thread).await {
+        let files = match self.upload(delivery, &channel, &thread).await {
             Ok(n) => n,
             Err(e) if e.is_retryable() => return Err(e.with_progress(Some(ts))),
             // The alert is out; a chart Slack will never take does not undo it.
@@ -401,7 +417,6 @@ mod tests {
         };
         let ctx = BuildContext {
             templates: Arc::new(Templates::new(chrono_tz::Europe::Berlin)),
-            outbox: None,
         };
         SlackSender::new("chat", c, &ctx).expect("sender")
     }
@@ -438,7 +453,7 @@ mod tests {
         job.alert.labels.insert("trace".into(), "x".repeat(3_500));
         job.alert.labels.insert("zone".into(), "eu-1".into());
         d.job = Arc::new(job);
-        let body = sender().compose(&d).unwrap();
+        let body = sender().message(&d, &SlackTarget::default()).unwrap();
         let text = body.to_string();
         assert_eq!(over_block_limits(&text), 0, "{text}");
         let blocks = body["attachments"][0]["blocks"].as_array().unwrap();
@@ -471,7 +486,9 @@ mod tests {
 
     #[test]
     fn the_message_has_colour_blocks_links_and_buttons_within_slack_s_limits() {
-        let body = sender().compose(&delivery("firing", None)).unwrap();
+        let body = sender()
+            .message(&delivery("firing", None), &SlackTarget::default())
+            .unwrap();
         assert_eq!(body["channel"], "C0123ABCD");
         assert!(body.get("thread_ts").is_none());
         assert!(body["text"].as_str().unwrap().contains("[FIRING]"));
@@ -509,12 +526,18 @@ mod tests {
     #[test]
     fn later_notices_reply_in_the_thread_and_a_resolve_is_broadcast() {
         let repeat = sender()
-            .compose(&delivery("firing", Some("1700000000.000100")))
+            .message(
+                &delivery("firing", Some("1700000000.000100")),
+                &SlackTarget::default(),
+            )
             .unwrap();
         assert_eq!(repeat["thread_ts"], "1700000000.000100");
         assert!(repeat.get("reply_broadcast").is_none());
         let resolved = sender()
-            .compose(&delivery("resolved", Some("1700000000.000100")))
+            .message(
+                &delivery("resolved", Some("1700000000.000100")),
+                &SlackTarget::default(),
+            )
             .unwrap();
         assert_eq!(resolved["reply_broadcast"], true);
         assert_eq!(resolved["attachments"][0]["color"], "#2EB67D");

@@ -38,9 +38,9 @@ impl std::fmt::Debug for WebhookConfig {
 
 impl ChannelSpec for WebhookConfig {
     const NAME: &'static str = "webhook";
-    const TARGET_FIELDS: &'static [&'static str] = &[];
     const TEMPLATES: &'static [&'static str] = &["webhook/body.json.j2"];
 
+    type Target = crate::channels::NoOverrides;
     type Sender = super::WebhookSender;
 
     fn build(&self, destination: &str, ctx: &BuildContext) -> Result<Self::Sender, String> {

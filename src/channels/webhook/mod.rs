@@ -16,7 +16,7 @@ use sha2::Sha256;
 pub use config::WebhookConfig;
 
 use super::http::{classify, redact_url, transport_error, SenderParts};
-use super::{BuildContext, Sender};
+use super::{BuildContext, NoOverrides, OutboxFile, Sender};
 use crate::check::CheckRow;
 use crate::clock::unix_now;
 use crate::delivery::{Delivery, Reason, SendError, Sent};
@@ -52,8 +52,9 @@ impl WebhookSender {
         format!("webhook {}", redact_url(&self.config.url))
     }
 
-    /// Render the body (it must be JSON) and build the headers.
-    pub fn compose(&self, delivery: &Delivery, now: u64) -> Result<Request, SendError> {
+    /// Render the body (it must be JSON) and build the headers, signed at
+    /// `now` (unix seconds).
+    pub fn compose_at(&self, delivery: &Delivery, now: u64) -> Result<Request, SendError> {
         let body = self
             .parts
             .templates
@@ -135,15 +136,14 @@ pub fn sign(secret: &str, t: u64, body: &[u8]) -> String {
 }
 
 impl Sender for WebhookSender {
-    async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
-        let request = self.compose(delivery, unix_now())?;
-        if let Some(outbox) = &self.parts.outbox {
-            let written = outbox
-                .write_charts(delivery)
-                .and_then(|()| outbox.write(delivery, ".json", &self.outbox_json(&request)))
-                .map_err(|e| SendError::outbox(&e))?;
-            return Ok(Sent::new(format!("outbox {}", written.display())));
-        }
+    type Target = NoOverrides;
+    type Request = Request;
+
+    fn compose(&self, delivery: &Delivery, _: &NoOverrides) -> Result<Request, SendError> {
+        self.compose_at(delivery, unix_now())
+    }
+
+    async fn transmit(&self, _: &Delivery, request: Request) -> Result<Sent, SendError> {
         let response = self
             .parts
             .client
@@ -156,6 +156,14 @@ impl Sender for WebhookSender {
         let status = response.status();
         classify(status, response.headers(), &self.what())?;
         Ok(Sent::new(format!("{status}")))
+    }
+
+    fn outbox_file(&self, _: &Delivery, request: &Request) -> OutboxFile {
+        OutboxFile {
+            suffix: ".json",
+            bytes: self.outbox_json(request),
+            charts: true,
+        }
     }
 
     /// Reachability only: a probe must not post a fake alert.

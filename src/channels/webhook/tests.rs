@@ -20,7 +20,6 @@ fn sender(extra: &str) -> WebhookSender {
     };
     let ctx = BuildContext {
         templates: Arc::new(Templates::new(chrono_tz::UTC)),
-        outbox: None,
     };
     WebhookSender::new("hook", c, &ctx).expect("sender")
 }
@@ -40,7 +39,7 @@ fn delivery() -> Delivery {
 
 #[test]
 fn the_body_is_json_with_the_alert_and_chart_urls() {
-    let request = sender("").compose(&delivery(), 1_700_000_000).unwrap();
+    let request = sender("").compose_at(&delivery(), 1_700_000_000).unwrap();
     let body: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON body");
     assert_eq!(body["job_id"], "j-9");
     assert_eq!(body["alert"]["title"], "Disk \"/\" full");
@@ -60,7 +59,7 @@ fn the_body_is_json_with_the_alert_and_chart_urls() {
 #[test]
 fn a_secret_signs_timestamp_and_body() {
     let request = sender("secret = \"0123456789abcdef-key\"\nheaders = { X-Team = \"ops\" }\n")
-        .compose(&delivery(), 1_700_000_000)
+        .compose_at(&delivery(), 1_700_000_000)
         .unwrap();
     let expected = format!(
         "t=1700000000,v1={}",
@@ -82,7 +81,7 @@ fn the_outbox_form_hides_keys_and_header_values() {
     let s = sender(
         "secret = \"0123456789abcdef-key\"\nheaders = { Authorization = \"Bearer tok-555\" }\n",
     );
-    let request = s.compose(&delivery(), 1).unwrap();
+    let request = s.compose_at(&delivery(), 1).unwrap();
     let text = String::from_utf8(s.outbox_json(&request)).unwrap();
     for secret in ["key-123", "token=abc", "tok-555", "0123456789abcdef-key"] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");

@@ -7,7 +7,6 @@ use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
 use crate::delivery::short_hash;
-use crate::job::Target;
 use crate::section::Section;
 
 /// The path every group bot's webhook has.
@@ -53,6 +52,16 @@ impl std::fmt::Debug for WecomConfig {
     }
 }
 
+/// What a job's target may change for a WeCom destination.
+#[derive(Clone, Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WecomTarget {
+    /// WeCom: user ids to `@`.
+    pub mentioned_list: Option<Vec<String>>,
+    /// WeCom: mobile numbers to `@`.
+    pub mentioned_mobile_list: Option<Vec<String>>,
+}
+
 impl WecomConfig {
     /// The bot's key (the webhook's `key` parameter).
     pub fn key(&self) -> String {
@@ -64,7 +73,7 @@ impl WecomConfig {
     }
 
     /// Who a delivery to `target` mentions: the target's lists, else ours.
-    pub fn mentions<'a>(&'a self, target: &'a Target) -> (&'a [String], &'a [String]) {
+    pub fn mentions<'a>(&'a self, target: &'a WecomTarget) -> (&'a [String], &'a [String]) {
         (
             target
                 .mentioned_list
@@ -79,7 +88,7 @@ impl WecomConfig {
 
     /// Markdown cannot `@` a mobile number or everyone: those take a text
     /// message of their own.
-    pub fn needs_mention_text(&self, target: &Target) -> bool {
+    pub fn needs_mention_text(&self, target: &WecomTarget) -> bool {
         let (users, mobiles) = self.mentions(target);
         !mobiles.is_empty() || users.iter().any(|u| u == "@all")
     }
@@ -87,11 +96,11 @@ impl WecomConfig {
 
 impl ChannelSpec for WecomConfig {
     const NAME: &'static str = "wecom";
-    const TARGET_FIELDS: &'static [&'static str] = &["mentioned_list", "mentioned_mobile_list"];
     const TEMPLATES: &'static [&'static str] = &["wecom/markdown.md.j2", "wecom/news.txt.j2"];
     /// A group bot takes 20 messages a minute.
     const DEFAULT_RATE: Option<&'static str> = Some("20/min");
 
+    type Target = WecomTarget;
     type Sender = super::WecomSender;
 
     fn needs_chart_urls(&self) -> Option<&'static str> {
@@ -129,7 +138,7 @@ impl ChannelSpec for WecomConfig {
         })
     }
 
-    fn check_target(&self, target: &Target) -> Vec<(String, String)> {
+    fn check_target(&self, _destination: &str, target: &WecomTarget) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         for (field, list) in [
             ("mentioned_list", &target.mentioned_list),
@@ -148,11 +157,11 @@ impl ChannelSpec for WecomConfig {
     }
 
     /// The vendor limits each bot, whatever destinations share it.
-    fn rate_scope(&self, _destination: &str, _target: &Target) -> String {
+    fn rate_scope(&self, _destination: &str, _target: &WecomTarget) -> String {
         format!("wecom:{}", short_hash(&self.key()))
     }
 
-    fn messages(&self, images: usize, target: &Target) -> u32 {
+    fn messages(&self, images: usize, target: &WecomTarget) -> u32 {
         let body = match self.mode {
             Mode::Markdown => 1 + images as u32,
             Mode::News => 1,

@@ -16,12 +16,12 @@ use md5::{Digest, Md5};
 use serde_json::{json, Value};
 use tracing::warn;
 
-pub use config::{Mode, WecomConfig};
+pub use config::{Mode, WecomConfig, WecomTarget};
 
 use super::http::{classify, redact_url, transport_error, SenderParts};
 use super::image::fit_png;
 use super::text::{fit_bytes, CUT};
-use super::{BuildContext, Sender};
+use super::{BuildContext, OutboxFile, Sender};
 use crate::check::CheckRow;
 use crate::delivery::{Class, Delivery, Reason, SendError, Sent};
 use crate::secret::REDACTED;
@@ -80,19 +80,27 @@ impl WecomSender {
     }
 
     /// The messages of one delivery, in the order they are posted.
-    pub fn compose(&self, delivery: &Delivery) -> Result<Vec<Value>, SendError> {
+    pub fn messages(
+        &self,
+        delivery: &Delivery,
+        target: &WecomTarget,
+    ) -> Result<Vec<Value>, SendError> {
         let mut messages = match (self.config.mode, news_article(delivery)) {
             (Mode::News, Some((url, picurl))) => vec![self.news(delivery, url, picurl)?],
-            _ => self.markdown_and_images(delivery)?,
+            _ => self.markdown_and_images(delivery, target)?,
         };
-        if self.config.needs_mention_text(&delivery.target) {
-            messages.push(self.mention_text(delivery));
+        if self.config.needs_mention_text(target) {
+            messages.push(self.mention_text(delivery, target));
         }
         Ok(messages)
     }
 
-    fn markdown_and_images(&self, delivery: &Delivery) -> Result<Vec<Value>, SendError> {
-        let (users, _) = self.config.mentions(&delivery.target);
+    fn markdown_and_images(
+        &self,
+        delivery: &Delivery,
+        target: &WecomTarget,
+    ) -> Result<Vec<Value>, SendError> {
+        let (users, _) = self.config.mentions(target);
         // Markdown mentions a user as <@id>; they must survive the cut.
         let tags: String = users
             .iter()
@@ -149,8 +157,8 @@ impl WecomSender {
     }
 
     /// `@` mobile numbers and everyone: only a text message can.
-    fn mention_text(&self, delivery: &Delivery) -> Value {
-        let (users, mobiles) = self.config.mentions(&delivery.target);
+    fn mention_text(&self, delivery: &Delivery, target: &WecomTarget) -> Value {
+        let (users, mobiles) = self.config.mentions(target);
         let alert = &delivery.job.alert;
         let content = format!("[{}] {}", alert.status.name().to_uppercase(), alert.title);
         let everyone: Vec<&str> = users
@@ -276,15 +284,22 @@ pub fn judge(body: &[u8], what: &str, key: &str) -> Result<(), SendError> {
 }
 
 impl Sender for WecomSender {
-    async fn send(&self, delivery: &Delivery) -> Result<Sent, SendError> {
-        let messages = self.compose(delivery)?;
-        if let Some(outbox) = &self.parts.outbox {
-            let written = outbox
-                .write_charts(delivery)
-                .and_then(|()| outbox.write(delivery, ".wecom.json", &self.outbox_json(&messages)))
-                .map_err(|e| SendError::outbox(&e))?;
-            return Ok(Sent::new(format!("outbox {}", written.display())));
+    type Target = WecomTarget;
+    type Request = Vec<Value>;
+
+    fn compose(&self, delivery: &Delivery, target: &WecomTarget) -> Result<Vec<Value>, SendError> {
+        self.messages(delivery, target)
+    }
+
+    fn outbox_file(&self, _: &Delivery, messages: &Vec<Value>) -> OutboxFile {
+        OutboxFile {
+            suffix: ".wecom.json",
+            bytes: self.outbox_json(messages),
+            charts: true,
         }
+    }
+
+    async fn transmit(&self, delivery: &Delivery, messages: Vec<Value>) -> Result<Sent, SendError> {
         // Messages the bot took in an earlier attempt are not sent again.
         let done: usize = delivery
             .progress

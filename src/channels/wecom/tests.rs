@@ -35,7 +35,6 @@ fn config(extra: &str) -> super::WecomConfig {
 fn sender(extra: &str) -> WecomSender {
     let ctx = BuildContext {
         templates: Arc::new(Templates::new(chrono_tz::Asia::Shanghai)),
-        outbox: None,
     };
     WecomSender::new("wx", &config(extra), &ctx).expect("sender")
 }
@@ -81,7 +80,7 @@ fn content(message: &Value) -> &str {
 fn markdown_then_the_chart_as_an_image_whose_md5_matches() {
     let picture = png(40, 20);
     let d = delivery("load 9.5", vec![chart(picture.clone())], "");
-    let messages = sender("").compose(&d).unwrap();
+    let messages = sender("").messages(&d, &overrides(&d)).unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0]["msgtype"], "markdown");
     let text = content(&messages[0]);
@@ -111,7 +110,7 @@ fn markdown_then_the_chart_as_an_image_whose_md5_matches() {
         messages[1]["image"]["md5"],
         hex::encode(Md5::digest(&bytes))
     );
-    assert_eq!(config("").messages(1, &d.target), 2);
+    assert_eq!(config("").messages(1, &overrides(&d)), 2);
 }
 
 #[test]
@@ -124,7 +123,7 @@ fn long_multibyte_markdown_is_cut_on_a_character_with_the_mentions_kept() {
             vec![],
             r#","mentioned_list":["zhangsan","@all"],"mentioned_mobile_list":["13800001111"]"#,
         );
-        let messages = sender("").compose(&d).unwrap();
+        let messages = sender("").messages(&d, &overrides(&d)).unwrap();
         let text = content(&messages[0]);
         assert!(text.len() <= MARKDOWN_MAX_BYTES, "{} bytes", text.len());
         assert!(
@@ -146,7 +145,7 @@ fn long_multibyte_markdown_is_cut_on_a_character_with_the_mentions_kept() {
             last["text"]["mentioned_mobile_list"],
             serde_json::json!(["13800001111"])
         );
-        assert_eq!(config("").messages(0, &d.target), 2);
+        assert_eq!(config("").messages(0, &overrides(&d)), 2);
     }
 }
 
@@ -155,7 +154,7 @@ fn a_chart_over_2_mb_is_made_to_fit() {
     let big = png(1100, 1000);
     assert!(big.len() > IMAGE_MAX_BYTES, "fixture {} bytes", big.len());
     let d = delivery("", vec![chart(big)], "");
-    let messages = sender("").compose(&d).unwrap();
+    let messages = sender("").messages(&d, &overrides(&d)).unwrap();
     let b64 = messages[1]["image"]["base64"].as_str().unwrap();
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64)
@@ -171,7 +170,7 @@ fn a_chart_over_2_mb_is_made_to_fit() {
 #[test]
 fn news_mode_is_one_card_with_the_chart_url_as_its_picture() {
     let d = delivery(&"详".repeat(400), vec![chart(png(10, 10))], "");
-    let messages = sender(NEWS).compose(&d).unwrap();
+    let messages = sender(NEWS).messages(&d, &overrides(&d)).unwrap();
     assert_eq!(messages.len(), 1);
     let article = &messages[0]["news"]["articles"][0];
     assert_eq!(
@@ -187,11 +186,11 @@ fn news_mode_is_one_card_with_the_chart_url_as_its_picture() {
         .unwrap()
         .starts_with("[FIRING] CPU"));
     assert!(article["description"].as_str().unwrap().len() <= 512);
-    assert_eq!(config(NEWS).messages(1, &d.target), 1);
+    assert_eq!(config(NEWS).messages(1, &overrides(&d)), 1);
     // With no link, picture or source there is nothing to open: markdown.
     let bare = delivery("", vec![], "");
     assert_eq!(
-        sender(NEWS).compose(&bare).unwrap()[0]["msgtype"],
+        sender(NEWS).messages(&bare, &overrides(&bare)).unwrap()[0]["msgtype"],
         "markdown"
     );
 }
@@ -233,4 +232,9 @@ fn debug_output_never_shows_the_key() {
     let shown = format!("{:?}", config(""));
     assert!(shown.contains("qyapi.weixin.qq.com"), "{shown}");
     assert!(!shown.contains(KEY), "{shown}");
+}
+
+/// The delivery's target overrides, as WeCom reads them.
+fn overrides(d: &Delivery) -> super::WecomTarget {
+    crate::channels::overrides(&d.target).expect("WeCom overrides")
 }
