@@ -182,15 +182,8 @@ fn main() {
     let mut long_job = (*job).clone();
     long_job.alert.message =
         "订单服务主库连接池耗尽，支付回调在重试队列中堆积，请值班同学立即处理。\n".repeat(60);
-    let long = Delivery {
-        job: Arc::new(long_job),
-        charts: Arc::new(Vec::new()),
-        ..delivery.clone()
-    };
-    let short = Delivery {
-        charts: Arc::new(Vec::new()),
-        ..delivery.clone()
-    };
+    let long = Delivery::new(Arc::new(long_job), delivery.target.clone());
+    let short = short_delivery(&delivery);
     wecom
         .messages(&long, &WecomTarget::default())
         .expect("the long markdown composes");
@@ -216,8 +209,5 @@ fn main() {
 
 /// The delivery without its chart (a webhook carries charts as URLs).
 fn short_delivery(d: &Delivery) -> Delivery {
-    Delivery {
-        charts: Arc::new(Vec::new()),
-        ..d.clone()
-    }
+    d.clone().with_charts(Vec::new())
 }

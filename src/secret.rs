@@ -40,9 +40,66 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A URL that carries a credential: a WeCom bot's `key`, a token in a
+/// webhook's path or query. `Debug` and `Display` show
+/// [`redact_url`]'s `scheme://host:port/…`; [`SecretUrl::expose`] gives
+/// the URL to the one place that sends to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(url::Url);
+
+impl SecretUrl {
+    pub fn new(url: url::Url) -> Self {
+        Self(url)
+    }
+
+    /// The real URL, for the request that goes to it.
+    pub fn expose(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// `scheme://host:port/…`: a URL as it may be shown (paths and queries of
+/// webhook URLs often hold the key).
+pub fn redact_url(url: &url::Url) -> String {
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = if url.path() == "/" && url.query().is_none() {
+        "/"
+    } else {
+        "/…"
+    };
+    format!(
+        "{}://{}{port}{path}",
+        url.scheme(),
+        url.host_str().unwrap_or("?")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_url_shows_only_where_it_goes() {
+        let url = url::Url::parse("https://qyapi.example.com:8443/send?key=k-123").unwrap();
+        let s = SecretUrl::new(url.clone());
+        assert_eq!(
+            format!("{s} {s:?}"),
+            "https://qyapi.example.com:8443/… https://qyapi.example.com:8443/…"
+        );
+        assert_eq!(s.expose(), &url);
+    }
 
     #[test]
     fn debug_and_display_hide_the_value() {

@@ -128,21 +128,7 @@ pub fn transport_error(error: reqwest::Error, what: &str) -> SendError {
     SendError::retry(reason, format!("{what}: {}", error.without_url()))
 }
 
-/// `scheme://host:port/…`: a URL as it may be shown (paths and queries of
-/// webhook URLs often hold the key).
-pub fn redact_url(url: &url::Url) -> String {
-    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let path = if url.path() == "/" && url.query().is_none() {
-        "/"
-    } else {
-        "/…"
-    };
-    format!(
-        "{}://{}{port}{path}",
-        url.scheme(),
-        url.host_str().unwrap_or("?")
-    )
-}
+pub use crate::secret::redact_url;
 
 #[cfg(test)]
 mod tests {

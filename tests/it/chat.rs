@@ -28,7 +28,7 @@ const CHANNEL: &str = "C0ALERTS";
 /// The fields the sample templates in docs/prometheusalert.md read
 /// (`.title`, `.actions.acknowledge`, …), so the docs and what fanout
 /// sends cannot drift apart.
-fn pa_paths() -> &'static [&'static str] {
+pub(crate) fn pa_paths() -> &'static [&'static str] {
     static PATHS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     PATHS.get_or_init(|| {
         let doc = std::fs::read_to_string(crate::support::repo().join("docs/prometheusalert.md"))

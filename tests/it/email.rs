@@ -9,7 +9,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 use crate::support::smtp::{Options, SmtpServer, TlsMode};
 use crate::support::{fanout_in, fixture_png, write_file, Run};
 use fanout::config::Config;
-use fanout::delivery::{ChartImage, Class, Delivery, Reason};
+use fanout::delivery::{ChartImage, Delivery, Reason};
 use fanout::destinations::Destinations;
 use fanout::job::Job;
 use fanout::pipeline::Pipeline;
@@ -246,32 +246,6 @@ fn a_451_is_retried_and_then_delivered() {
     assert!(run.stdout.contains("delivered after 2 attempts"), "{run}");
     assert_eq!(server.attempts(), ["DATA 451", "DATA 250"]);
     assert_eq!(server.accepted(), 1);
-}
-
-#[tokio::test]
-async fn smtp_4xx_is_retryable_and_5xx_permanent() {
-    for (reply, class_is_retry, reason) in [
-        ("451 4.3.0 Try again later", true, Reason::Server),
-        ("550 5.1.1 No such user", false, Reason::Client),
-    ] {
-        let server = SmtpServer::start(Options {
-            fail: Some(reply),
-            ..Options::default()
-        });
-        let config = load(&config_text(&server, "", "max_attempts = 1"));
-        let destinations = Destinations::build(&config, None).unwrap();
-        let outcome = Pipeline::bare(&destinations)
-            .deliver(delivery_with_chart(job("class-1", "firing")))
-            .await;
-        let error = outcome.result.expect_err("the server refused");
-        assert_eq!(
-            matches!(error.class, Class::Retry { .. }),
-            class_is_retry,
-            "{reply}: {error:?}"
-        );
-        assert_eq!(error.reason, reason, "{reply}");
-        assert!(error.message.contains(&reply[..3]), "{error}");
-    }
 }
 
 #[test]

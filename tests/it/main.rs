@@ -6,6 +6,7 @@ mod celery;
 mod chains;
 mod chat;
 mod config;
+mod conformance;
 mod delivery;
 mod email;
 mod examples;

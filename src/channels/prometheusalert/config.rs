@@ -7,14 +7,17 @@ use std::time::Duration;
 use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
+use crate::secret::SecretUrl;
 use crate::section::Section;
 
 /// PrometheusAlert's custom-template endpoint.
 pub const PATH: &str = "/prometheusalert";
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PrometheusAlertConfig {
-    pub url: Url,
+    /// The endpoint; its query may hold a bot's key (`wxurl=…?key=…`), so
+    /// it is shown redacted.
+    pub url: SecretUrl,
     pub timeout: Duration,
     /// Bytes of free text (title, message, label names and values) one
     /// body may carry, so the message PrometheusAlert builds from it stays
@@ -42,17 +45,6 @@ pub fn default_text_limit(url: &Url) -> usize {
     }
 }
 
-/// The URL's query may hold a bot's key: Debug shows it redacted.
-impl std::fmt::Debug for PrometheusAlertConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PrometheusAlertConfig")
-            .field("url", &crate::channels::http::redact_url(&self.url))
-            .field("timeout", &self.timeout)
-            .field("text_limit", &self.text_limit)
-            .finish()
-    }
-}
-
 /// What a job's target may change for a PrometheusAlert destination.
 #[derive(Clone, Debug, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -63,11 +55,11 @@ pub struct PrometheusAlertTarget {
 
 impl PrometheusAlertConfig {
     /// The URL for a delivery: a target's `mentioned_list` becomes `at`.
-    pub fn url_for(&self, target: &PrometheusAlertTarget) -> Url {
+    pub fn url_for(&self, target: &PrometheusAlertTarget) -> SecretUrl {
         let Some(at) = target.mentioned_list.as_ref().filter(|l| !l.is_empty()) else {
             return self.url.clone();
         };
-        let mut url = self.url.clone();
+        let mut url = self.url.expose().clone();
         let kept: Vec<(String, String)> = url
             .query_pairs()
             .filter(|(k, _)| k != "at")
@@ -77,14 +69,15 @@ impl PrometheusAlertConfig {
             .clear()
             .extend_pairs(kept)
             .append_pair("at", &at.join(","));
-        url
+        SecretUrl::new(url)
     }
 
     /// Where PrometheusAlert's web UI answers, for the reachability probe.
     pub fn base(&self) -> Url {
-        let mut base = self.url.clone();
+        let url = self.url.expose();
+        let mut base = url.clone();
         base.set_query(None);
-        base.set_path(self.url.path().strip_suffix(PATH).unwrap_or("/"));
+        base.set_path(url.path().strip_suffix(PATH).unwrap_or("/"));
         if base.path().is_empty() {
             base.set_path("/");
         }
@@ -111,7 +104,7 @@ impl ChannelSpec for PrometheusAlertConfig {
         let url = url?;
         let text_limit = text_limit.map_or_else(|| default_text_limit(&url), |n| n as usize);
         Some(Self {
-            url,
+            url: SecretUrl::new(url),
             timeout,
             text_limit,
         })
@@ -169,7 +162,9 @@ mod tests {
     #[test]
     fn a_target_mention_replaces_at_and_the_base_drops_the_query() {
         let config = PrometheusAlertConfig {
-            url: parse_url("http://pa:8080/prometheusalert?type=wx&tpl=t&at=old").unwrap(),
+            url: SecretUrl::new(
+                parse_url("http://pa:8080/prometheusalert?type=wx&tpl=t&at=old").unwrap(),
+            ),
             timeout: Duration::from_secs(1),
             text_limit: 3_000,
         };
@@ -178,6 +173,7 @@ mod tests {
         };
         let url = config.url_for(&target);
         let at: Vec<String> = url
+            .expose()
             .query_pairs()
             .filter(|(k, _)| k == "at")
             .map(|(_, v)| v.into_owned())

@@ -39,7 +39,7 @@ impl PrometheusAlertSender {
     }
 
     fn what(&self) -> String {
-        format!("PrometheusAlert {}", redact_url(&self.config.url))
+        format!("PrometheusAlert {}", self.config.url)
     }
 
     /// The body, rendered and checked to be JSON, its free text within
@@ -163,7 +163,7 @@ pub fn judge(body: &[u8], what: &str) -> Result<String, SendError> {
 
 /// One POST to PrometheusAlert: its URL (the target's `at` in it) and body.
 pub struct Request {
-    pub url: url::Url,
+    pub url: crate::secret::SecretUrl,
     pub body: Vec<u8>,
 }
 
@@ -186,7 +186,7 @@ impl Sender for PrometheusAlertSender {
         let response = self
             .parts
             .client
-            .post(request.url)
+            .post(request.url.expose().clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(request.body)
             .send()
@@ -201,12 +201,20 @@ impl Sender for PrometheusAlertSender {
         Ok(Sent::new(format!("200 {reply}")))
     }
 
-    /// Method, redacted URL and the body as JSON. The chart goes as its
+    /// Method, redacted URL, the `at` it carries, and the body as JSON. The chart goes as its
     /// URL, so no PNG is written beside it.
     fn outbox_file(&self, _: &Delivery, request: &Request) -> OutboxFile {
+        // Who is mentioned is not secret, unlike the rest of the query.
+        let at = request
+            .url
+            .expose()
+            .query_pairs()
+            .find(|(k, _)| k == "at")
+            .map(|(_, v)| v.into_owned());
         let doc = serde_json::json!({
             "method": "POST",
-            "url": redact_url(&request.url),
+            "url": request.url.to_string(),
+            "at": at,
             "body": serde_json::from_slice::<Value>(&request.body).unwrap_or_default(),
         });
         OutboxFile {
@@ -220,7 +228,7 @@ impl Sender for PrometheusAlertSender {
     /// Nothing is posted to the template endpoint.
     async fn check(&self) -> CheckRow {
         let component = format!("prometheusalert {}", self.parts.destination);
-        let target = redact_url(&self.config.url);
+        let target = self.config.url.to_string();
         let base = self.config.base();
         match self.parts.client.get(base.clone()).send().await {
             Ok(r) => CheckRow::ok(

@@ -3,37 +3,24 @@
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
-use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretUrl};
 use crate::section::Section;
 
 /// Signing keys shorter than this are refused.
 pub const MIN_SECRET_BYTES: usize = 16;
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct WebhookConfig {
     /// Where to POST; its path or query may hold a key, so it is shown
     /// redacted.
-    pub url: Url,
+    pub url: SecretUrl,
     /// Extra headers; values are treated as secrets (they are often tokens).
     pub headers: Vec<(HeaderName, Secret)>,
     /// When set, each request carries `X-Fanout-Signature`.
     pub secret: Option<Secret>,
     pub timeout: Duration,
-}
-
-/// Paths and queries of webhook URLs often hold a key: Debug redacts them.
-impl std::fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("url", &crate::channels::http::redact_url(&self.url))
-            .field("headers", &self.headers)
-            .field("secret", &self.secret)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
 }
 
 impl ChannelSpec for WebhookConfig {
@@ -94,7 +81,7 @@ impl ChannelSpec for WebhookConfig {
             return None;
         }
         Some(Self {
-            url: url?,
+            url: SecretUrl::new(url?),
             headers,
             secret,
             timeout,

@@ -15,7 +15,7 @@ use sha2::Sha256;
 
 pub use config::WebhookConfig;
 
-use super::http::{classify, redact_url, transport_error, SenderParts};
+use super::http::{classify, transport_error, SenderParts};
 use super::{BuildContext, NoOverrides, OutboxFile, Sender};
 use crate::check::CheckRow;
 use crate::clock::unix_now;
@@ -49,7 +49,7 @@ impl WebhookSender {
     }
 
     fn what(&self) -> String {
-        format!("webhook {}", redact_url(&self.config.url))
+        format!("webhook {}", self.config.url)
     }
 
     /// Render the body (it must be JSON) and build the headers, signed at
@@ -117,7 +117,7 @@ impl WebhookSender {
         let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
         let doc = serde_json::json!({
             "method": "POST",
-            "url": redact_url(&self.config.url),
+            "url": self.config.url.to_string(),
             "headers": headers,
             "body": body,
         });
@@ -147,7 +147,7 @@ impl Sender for WebhookSender {
         let response = self
             .parts
             .client
-            .post(self.config.url.clone())
+            .post(self.config.url.expose().clone())
             .headers(request.headers)
             .body(request.body)
             .send()
@@ -170,7 +170,7 @@ impl Sender for WebhookSender {
     async fn check(&self) -> CheckRow {
         super::http::probe_connect(
             format!("webhook {}", self.parts.destination),
-            &self.config.url,
+            self.config.url.expose(),
             self.config.timeout,
             "",
             "is the receiver running, and the URL right?",

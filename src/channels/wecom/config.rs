@@ -7,6 +7,7 @@ use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
 use crate::delivery::short_hash;
+use crate::secret::SecretUrl;
 use crate::section::Section;
 
 /// The path every group bot's webhook has.
@@ -23,33 +24,17 @@ pub enum Mode {
     News,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct WecomConfig {
     /// The bot's webhook. Its `key` query parameter is the bot's secret:
     /// the URL is only ever shown redacted.
-    pub webhook_url: Url,
+    pub webhook_url: SecretUrl,
     pub mode: Mode,
     /// User ids to `@` when a target names none (`@all` for everyone).
     pub mentioned_list: Vec<String>,
     /// Mobile numbers to `@` when a target names none.
     pub mentioned_mobile_list: Vec<String>,
     pub timeout: Duration,
-}
-
-/// The URL holds the key: Debug shows it redacted, like every message.
-impl std::fmt::Debug for WecomConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WecomConfig")
-            .field(
-                "webhook_url",
-                &crate::channels::http::redact_url(&self.webhook_url),
-            )
-            .field("mode", &self.mode)
-            .field("mentioned_list", &self.mentioned_list)
-            .field("mentioned_mobile_list", &self.mentioned_mobile_list)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
 }
 
 /// What a job's target may change for a WeCom destination.
@@ -66,6 +51,7 @@ impl WecomConfig {
     /// The bot's key (the webhook's `key` parameter).
     pub fn key(&self) -> String {
         self.webhook_url
+            .expose()
             .query_pairs()
             .find(|(k, _)| k == "key")
             .map(|(_, v)| v.into_owned())
@@ -130,7 +116,7 @@ impl ChannelSpec for WecomConfig {
         let mentioned_mobile_list = s.string_list("mentioned_mobile_list").unwrap_or_default();
         let timeout = s.span("timeout").map_or(Duration::from_secs(10), |t| t.0);
         Some(Self {
-            webhook_url: webhook_url?,
+            webhook_url: SecretUrl::new(webhook_url?),
             mode: mode?,
             mentioned_list,
             mentioned_mobile_list,

@@ -18,7 +18,7 @@ use tracing::warn;
 
 pub use config::{Mode, WecomConfig, WecomTarget};
 
-use super::http::{classify, redact_url, transport_error, SenderParts};
+use super::http::{classify, transport_error, SenderParts};
 use super::image::fit_png;
 use super::text::{fit_bytes, CUT};
 use super::{BuildContext, OutboxFile, Sender};
@@ -55,7 +55,7 @@ impl WecomSender {
     }
 
     fn what(&self) -> String {
-        format!("wecom bot {}", redact_url(&self.config.webhook_url))
+        format!("wecom bot {}", self.config.webhook_url)
     }
 
     /// Template `name` rendered and trimmed, its free text cut so that
@@ -181,7 +181,7 @@ impl WecomSender {
         let response = self
             .parts
             .client
-            .post(self.config.webhook_url.clone())
+            .post(self.config.webhook_url.expose().clone())
             .json(message)
             .send()
             .await
@@ -211,7 +211,7 @@ impl WecomSender {
             .collect();
         let doc = json!({
             "method": "POST",
-            "url": redact_url(&self.config.webhook_url),
+            "url": self.config.webhook_url.to_string(),
             "key": REDACTED,
             "messages": shown,
         });
@@ -327,7 +327,7 @@ impl Sender for WecomSender {
     async fn check(&self) -> CheckRow {
         super::http::probe_connect(
             format!("wecom {}", self.parts.destination),
-            &self.config.webhook_url,
+            self.config.webhook_url.expose(),
             self.config.timeout,
             "webhook URL well-formed (key set); nothing posted; ",
             "can this host reach qyapi.weixin.qq.com (proxy, firewall)?",

@@ -59,6 +59,15 @@ impl Receiver {
         }
     }
 
+    /// The next requests get these answers (then 200 again).
+    pub fn answer_next(&self, answers: &[Answer]) {
+        self.shared
+            .script
+            .lock()
+            .unwrap()
+            .extend(answers.iter().copied());
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.shared.got.lock().unwrap().clone()
     }
