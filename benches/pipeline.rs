@@ -18,7 +18,6 @@ use fanout::channels::{BuildContext, ChannelConfig};
 use fanout::config::Config;
 use fanout::delivery::{ChartImage, Delivery};
 use fanout::job::{decode, Inbound};
-use fanout::template::Templates;
 use fanout::validate::validate;
 
 const ROUNDS: usize = 15;
@@ -80,7 +79,9 @@ fn main() {
         "ops-mail",
         email,
         &BuildContext {
-            templates: Arc::new(Templates::new(config.templates.timezone)),
+            templates: Arc::new(fanout::channels::default_templates(
+                config.templates.timezone,
+            )),
         },
     )
     .expect("sender");
@@ -142,7 +143,9 @@ fn main() {
         "hook",
         hook,
         &BuildContext {
-            templates: Arc::new(Templates::new(config.templates.timezone)),
+            templates: Arc::new(fanout::channels::default_templates(
+                config.templates.timezone,
+            )),
         },
     )
     .expect("webhook sender");
@@ -178,7 +181,9 @@ fn main() {
         "wx",
         wx,
         &BuildContext {
-            templates: Arc::new(Templates::new(config.templates.timezone)),
+            templates: Arc::new(fanout::channels::default_templates(
+                config.templates.timezone,
+            )),
         },
     )
     .expect("wecom sender");

@@ -91,7 +91,7 @@ impl Destinations {
     /// Build every destination's sender. With `outbox`, nothing is sent:
     /// every channel writes what it would send there instead.
     pub fn build(config: &Config, outbox: Option<Outbox>) -> Result<Self, String> {
-        let mut templates = Templates::new(config.templates.timezone);
+        let mut templates = crate::channels::default_templates(config.templates.timezone);
         for (name, d) in &config.destinations {
             if let Some(dir) = &d.template {
                 templates

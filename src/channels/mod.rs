@@ -1,20 +1,28 @@
 //! Channels: where notifications go. One folder per channel, registered here.
 //!
-//! Every channel has the same shape: a config read from its
-//! `[destinations.NAME]` table that implements [`ChannelSpec`], a sender
-//! that implements [`Sender`], and its own classification of errors into
-//! retryable or permanent. The [`registry!`] line at the bottom is the one
-//! list of channels: config parsing, `fanout check`, the delivery queues and
-//! metrics all read it. Adding a channel is its folder plus one line there.
+//! Every channel has the same shape, all of it in its folder:
+//! - a config read from its `[destinations.NAME]` table, implementing
+//!   [`ChannelSpec`]: its keys, its per-target overrides (a typed struct
+//!   whose schema the job contract publishes), its default templates, its
+//!   vendor's rate limit, how it counts messages and where its threads live;
+//! - a sender implementing [`Sender`]: compose a delivery into the vendor's
+//!   request, transmit it once, say what the outbox keeps of it, probe the
+//!   vendor for `fanout check`;
+//! - its classification of the vendor's answers into retryable (with the
+//!   vendor's `Retry-After`) or permanent, with a reason;
+//! - its tests, and a file in `tests/it/conformance/` with its fake.
+//!
+//! What every channel shares is here, not in the channels: the outbox
+//! (the same request, written instead of sent), the outbox check row, the
+//! target overrides' parsing. The [`registry!`] line at the bottom declares
+//! the channel's module and is the one list of channels: config parsing,
+//! validation, the job schema, the templates, `fanout check`, the delivery
+//! queues and metrics all read it. Adding a channel is its folder plus one
+//! line there.
 
-pub mod email;
 pub mod http;
 pub mod image;
-pub mod prometheusalert;
-pub mod slack;
 pub mod text;
-pub mod webhook;
-pub mod wecom;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,7 +36,7 @@ use crate::delivery::{Delivery, Reason, SendError, Sent};
 use crate::job::Target;
 use crate::outbox::Outbox;
 use crate::section::Section;
-use crate::template::Templates;
+use crate::template::{DefaultTemplate, Templates};
 
 /// A channel's per-target overrides: the fields a job's `targets[]` entry
 /// may set for a destination of that channel (Slack's `channel_id`), as a
@@ -47,8 +55,9 @@ pub struct NoOverrides {}
 pub trait ChannelSpec: Sized + Clone + std::fmt::Debug {
     /// Its `channel = "…"` name, and the name of its delivery queue.
     const NAME: &'static str;
-    /// Its templates; a destination's `template` dir may override any.
-    const TEMPLATES: &'static [&'static str];
+    /// Its default templates; a destination's `template` dir may
+    /// override any.
+    const TEMPLATES: &'static [DefaultTemplate];
     /// The vendor's own limit, kept unless the destination sets `rate`.
     const DEFAULT_RATE: Option<&'static str> = None;
 
@@ -195,6 +204,8 @@ fn bad_target((field, message): (String, String)) -> SendError {
 /// list of `Variant => module::Config` lines.
 macro_rules! registry {
     ($($variant:ident => $module:ident :: $config:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
         /// The closed set of channels this build can deliver to.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum ChannelKind {
@@ -227,7 +238,7 @@ macro_rules! registry {
                 }
             }
 
-            pub fn templates(self) -> &'static [&'static str] {
+            pub fn templates(self) -> &'static [DefaultTemplate] {
                 match self {
                     $(ChannelKind::$variant => <$module::$config as ChannelSpec>::TEMPLATES),+
                 }
@@ -377,6 +388,16 @@ impl ChannelKind {
     }
 }
 
+/// Every channel's default templates, compiled, with `tz` for the local
+/// times they print.
+pub fn default_templates(tz: chrono_tz::Tz) -> Templates {
+    let mut templates = Templates::new(tz);
+    for kind in ChannelKind::ALL {
+        templates.add_defaults(kind.templates());
+    }
+    templates
+}
+
 /// What `fanout schema` prints: the job contract, its targets taking every
 /// channel's overrides. A field two channels share (`mentioned_list`) has
 /// one shape; its description says what each channel does with it.
@@ -400,4 +421,69 @@ pub fn job_schema() -> Value {
         }
     }
     crate::job::schema_with_targets(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_channels_default_templates_compile() {
+        let templates = default_templates(chrono_tz::UTC);
+        let job: crate::job::Job = serde_json::from_str(
+            r#"{"version":1,"id":"j1","alert":{"group_id":"g","title":"t"},"targets":[{"destination":"d"}]}"#,
+        )
+        .expect("a job");
+        let delivery = Delivery::to_first_target(job);
+        let context = templates.context(&delivery);
+        for kind in ChannelKind::ALL {
+            assert!(!kind.templates().is_empty(), "{}", kind.name());
+            for t in kind.templates() {
+                assert!(
+                    t.name.starts_with(&format!("{}/", kind.name())),
+                    "{} is named after its channel",
+                    t.name
+                );
+                let rendered = templates.render("d", t.name, &context);
+                assert!(rendered.is_ok(), "{}: {rendered:?}", t.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_target_field_two_channels_share_has_one_shape() {
+        let mut seen: std::collections::BTreeMap<String, (ChannelKind, Value)> =
+            std::collections::BTreeMap::new();
+        for kind in ChannelKind::ALL {
+            for (name, mut schema) in kind.target_schema() {
+                if let Some(o) = schema.as_object_mut() {
+                    o.remove("description");
+                }
+                match seen.get(&name) {
+                    Some((first, shape)) => assert_eq!(
+                        shape,
+                        &schema,
+                        "`{name}` of {} and of {}",
+                        first.name(),
+                        kind.name()
+                    ),
+                    None => {
+                        seen.insert(name, (*kind, schema));
+                    }
+                }
+            }
+        }
+        assert!(seen.contains_key("mentioned_list") && seen.contains_key("channel_id"));
+        // The published schema lists each one, with every channel's words.
+        let schema = job_schema();
+        let fields = &schema["$defs"]["Target"]["properties"];
+        for name in seen.keys() {
+            assert!(fields[name].is_object(), "{name} is in the job schema");
+        }
+        let said = fields["mentioned_list"]["description"].as_str().unwrap();
+        assert!(
+            said.contains("WeCom") && said.contains("PrometheusAlert"),
+            "{said}"
+        );
+    }
 }

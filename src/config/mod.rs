@@ -452,6 +452,7 @@ fn read_destination(name: &str, d: &Section, storage: bool) -> Option<Destinatio
 /// Compile a destination's override templates now, not at the first alert.
 fn check_template_dir(kind: ChannelKind, dir: &Path) -> Result<(), String> {
     let mut probe = crate::template::Templates::new(chrono_tz::UTC);
+    probe.add_defaults(kind.templates());
     probe.add_overrides("probe", kind.name(), kind.templates(), dir)
 }
 

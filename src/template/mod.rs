@@ -29,41 +29,14 @@ pub const FUEL: u64 = 2_000_000;
 /// storm is never lost to the cap; a runaway loop still stops here.
 pub const MAX_OUTPUT: usize = 4 * crate::job::MAX_MESSAGE_BYTES;
 
-/// The default templates, by name, embedded at build time.
-const DEFAULTS: &[(&str, &str)] = &[
-    (
-        "email/subject.j2",
-        include_str!("../../templates/email/subject.j2"),
-    ),
-    (
-        "email/text.j2",
-        include_str!("../../templates/email/text.j2"),
-    ),
-    (
-        "email/html.j2",
-        include_str!("../../templates/email/html.j2"),
-    ),
-    (
-        "webhook/body.json.j2",
-        include_str!("../../templates/webhook/body.json.j2"),
-    ),
-    (
-        "wecom/markdown.md.j2",
-        include_str!("../../templates/wecom/markdown.md.j2"),
-    ),
-    (
-        "wecom/news.txt.j2",
-        include_str!("../../templates/wecom/news.txt.j2"),
-    ),
-    (
-        "prometheusalert/body.json.j2",
-        include_str!("../../templates/prometheusalert/body.json.j2"),
-    ),
-    (
-        "slack/message.json.j2",
-        include_str!("../../templates/slack/message.json.j2"),
-    ),
-];
+/// A channel's default template: its name (`email/subject.j2`, the path
+/// under `templates/`) and its source, embedded at build time. Each
+/// channel registers its own ([`crate::channels::ChannelSpec::TEMPLATES`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DefaultTemplate {
+    pub name: &'static str,
+    pub source: &'static str,
+}
 
 /// A template failed: permanent, and says where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -115,8 +88,9 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// The defaults only. `tz` is the time zone `datetimeformat` uses when a
-    /// template names none.
+    /// No templates yet (add the channels' defaults with
+    /// [`Templates::add_defaults`]). `tz` is the time zone `datetimeformat`
+    /// uses when a template names none.
     pub fn new(tz: chrono_tz::Tz) -> Self {
         let mut env = Environment::new();
         env.set_fuel(Some(FUEL));
@@ -132,12 +106,6 @@ impl Templates {
             }
         });
         filters::register(&mut env, tz);
-        for (name, source) in DEFAULTS {
-            if let Err(e) = env.add_template(name, source) {
-                // The defaults are part of the build and tested; still, no panic.
-                tracing::error!(message = "Default template does not compile.", template = name, error = %e);
-            }
-        }
         Self {
             env,
             timezone: tz,
@@ -155,6 +123,16 @@ impl Templates {
         Context::new(delivery, self.timezone)
     }
 
+    /// Add a channel's default templates.
+    pub fn add_defaults(&mut self, defaults: &[DefaultTemplate]) {
+        for default in defaults {
+            if let Err(e) = self.env.add_template(default.name, default.source) {
+                // The defaults are part of the build and tested; still, no panic.
+                tracing::error!(message = "Default template does not compile.", template = default.name, error = %e);
+            }
+        }
+    }
+
     /// Add a destination's overrides from `dir`, checking each compiles.
     /// `channel` names the destination's channel and `known` its default
     /// templates (`email/subject.j2`, …), which the files must match.
@@ -162,7 +140,7 @@ impl Templates {
         &mut self,
         destination: &str,
         channel: &str,
-        known: &[&str],
+        known: &[DefaultTemplate],
         dir: &Path,
     ) -> Result<(), String> {
         for (default_name, source, file) in read_override_dir(channel, known, dir)? {
@@ -264,9 +242,10 @@ impl Templates {
 /// anything else is a typo to report.
 pub fn read_override_dir(
     channel: &str,
-    known: &[&str],
+    known: &[DefaultTemplate],
     dir: &Path,
 ) -> Result<Vec<(String, String, std::path::PathBuf)>, String> {
+    let known: Vec<&str> = known.iter().map(|t| t.name).collect();
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut found = Vec::new();

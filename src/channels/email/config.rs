@@ -9,6 +9,7 @@ use url::Url;
 use crate::channels::{BuildContext, ChannelSpec};
 use crate::net::is_loopback;
 use crate::secret::{Secret, REDACTED};
+use crate::template::DefaultTemplate;
 use crate::section::{check_url, Section};
 
 #[derive(Clone, Debug)]
@@ -164,8 +165,20 @@ fn percent_decode(s: &str) -> Option<String> {
 
 impl ChannelSpec for EmailConfig {
     const NAME: &'static str = "email";
-    const TEMPLATES: &'static [&'static str] =
-        &["email/subject.j2", "email/text.j2", "email/html.j2"];
+    const TEMPLATES: &'static [DefaultTemplate] = &[
+        DefaultTemplate {
+            name: "email/subject.j2",
+            source: include_str!("../../../templates/email/subject.j2"),
+        },
+        DefaultTemplate {
+            name: "email/text.j2",
+            source: include_str!("../../../templates/email/text.j2"),
+        },
+        DefaultTemplate {
+            name: "email/html.j2",
+            source: include_str!("../../../templates/email/html.j2"),
+        },
+    ];
 
     type Target = EmailTarget;
     type Sender = super::EmailSender;

@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
 use crate::secret::SecretUrl;
+use crate::template::DefaultTemplate;
 use crate::section::Section;
 
 /// PrometheusAlert's custom-template endpoint.
@@ -87,7 +88,12 @@ impl PrometheusAlertConfig {
 
 impl ChannelSpec for PrometheusAlertConfig {
     const NAME: &'static str = "prometheusalert";
-    const TEMPLATES: &'static [&'static str] = &["prometheusalert/body.json.j2"];
+    const TEMPLATES: &'static [DefaultTemplate] = &[
+        DefaultTemplate {
+            name: "prometheusalert/body.json.j2",
+            source: include_str!("../../../templates/prometheusalert/body.json.j2"),
+        },
+    ];
 
     type Target = PrometheusAlertTarget;
     type Sender = super::PrometheusAlertSender;

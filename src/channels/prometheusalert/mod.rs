@@ -254,7 +254,6 @@ impl Sender for PrometheusAlertSender {
 mod tests {
     use super::*;
     use crate::delivery::Class;
-    use crate::template::Templates;
     use std::sync::Arc;
 
     fn class(body: &str) -> Result<(), (bool, Reason)> {
@@ -329,7 +328,7 @@ mod tests {
             panic!("a prometheusalert destination")
         };
         let ctx = BuildContext {
-            templates: Arc::new(Templates::new(chrono_tz::Asia::Shanghai)),
+            templates: Arc::new(crate::channels::default_templates(chrono_tz::Asia::Shanghai)),
         };
         let sender = PrometheusAlertSender::new("pa", c, &ctx).unwrap();
         let job: crate::job::Job = serde_json::from_str(
@@ -365,7 +364,7 @@ mod tests {
         };
         assert_eq!(c.text_limit, 3_000, "a WeCom upstream's default");
         let ctx = BuildContext {
-            templates: Arc::new(Templates::new(chrono_tz::Asia::Shanghai)),
+            templates: Arc::new(crate::channels::default_templates(chrono_tz::Asia::Shanghai)),
         };
         let sender = PrometheusAlertSender::new("pa", c, &ctx).unwrap();
         let mut job: crate::job::Job = serde_json::from_str(

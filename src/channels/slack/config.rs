@@ -7,6 +7,7 @@ use url::Url;
 
 use crate::channels::{BuildContext, ChannelSpec};
 use crate::secret::Secret;
+use crate::template::DefaultTemplate;
 use crate::section::Section;
 
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
@@ -48,7 +49,12 @@ pub fn is_channel_id(id: &str) -> bool {
 
 impl ChannelSpec for SlackConfig {
     const NAME: &'static str = "slack";
-    const TEMPLATES: &'static [&'static str] = &["slack/message.json.j2"];
+    const TEMPLATES: &'static [DefaultTemplate] = &[
+        DefaultTemplate {
+            name: "slack/message.json.j2",
+            source: include_str!("../../../templates/slack/message.json.j2"),
+        },
+    ];
     /// Slack takes about one message a second per channel.
     const DEFAULT_RATE: Option<&'static str> = Some("1/s");
 

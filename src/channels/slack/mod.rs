@@ -405,7 +405,6 @@ mod tests {
     use super::*;
     use crate::channels::ChannelConfig;
     use crate::config::Config;
-    use crate::template::Templates;
     use std::rc::Rc;
     use std::sync::Arc;
 
@@ -416,7 +415,7 @@ mod tests {
             panic!("a slack destination")
         };
         let ctx = BuildContext {
-            templates: Arc::new(Templates::new(chrono_tz::Europe::Berlin)),
+            templates: Arc::new(crate::channels::default_templates(chrono_tz::Europe::Berlin)),
         };
         SlackSender::new("chat", c, &ctx).expect("sender")
     }

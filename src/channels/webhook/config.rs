@@ -6,6 +6,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 use crate::channels::{BuildContext, ChannelSpec};
 use crate::secret::{Secret, SecretUrl};
+use crate::template::DefaultTemplate;
 use crate::section::Section;
 
 /// Signing keys shorter than this are refused.
@@ -25,7 +26,12 @@ pub struct WebhookConfig {
 
 impl ChannelSpec for WebhookConfig {
     const NAME: &'static str = "webhook";
-    const TEMPLATES: &'static [&'static str] = &["webhook/body.json.j2"];
+    const TEMPLATES: &'static [DefaultTemplate] = &[
+        DefaultTemplate {
+            name: "webhook/body.json.j2",
+            source: include_str!("../../../templates/webhook/body.json.j2"),
+        },
+    ];
 
     type Target = crate::channels::NoOverrides;
     type Sender = super::WebhookSender;

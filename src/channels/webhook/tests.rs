@@ -8,7 +8,6 @@ use super::{sign, WebhookSender, DELIVERY_HEADER, SIGNATURE_HEADER};
 use crate::channels::{BuildContext, ChannelConfig};
 use crate::config::Config;
 use crate::delivery::{ChartImage, Delivery};
-use crate::template::Templates;
 
 fn sender(extra: &str) -> WebhookSender {
     let text = format!(
@@ -19,7 +18,7 @@ fn sender(extra: &str) -> WebhookSender {
         panic!("a webhook destination")
     };
     let ctx = BuildContext {
-        templates: Arc::new(Templates::new(chrono_tz::UTC)),
+        templates: Arc::new(crate::channels::default_templates(chrono_tz::UTC)),
     };
     WebhookSender::new("hook", c, &ctx).expect("sender")
 }

@@ -8,6 +8,7 @@ use url::Url;
 use crate::channels::{BuildContext, ChannelSpec};
 use crate::delivery::short_hash;
 use crate::secret::SecretUrl;
+use crate::template::DefaultTemplate;
 use crate::section::Section;
 
 /// The path every group bot's webhook has.
@@ -82,7 +83,16 @@ impl WecomConfig {
 
 impl ChannelSpec for WecomConfig {
     const NAME: &'static str = "wecom";
-    const TEMPLATES: &'static [&'static str] = &["wecom/markdown.md.j2", "wecom/news.txt.j2"];
+    const TEMPLATES: &'static [DefaultTemplate] = &[
+        DefaultTemplate {
+            name: "wecom/markdown.md.j2",
+            source: include_str!("../../../templates/wecom/markdown.md.j2"),
+        },
+        DefaultTemplate {
+            name: "wecom/news.txt.j2",
+            source: include_str!("../../../templates/wecom/news.txt.j2"),
+        },
+    ];
     /// A group bot takes 20 messages a minute.
     const DEFAULT_RATE: Option<&'static str> = Some("20/min");
 

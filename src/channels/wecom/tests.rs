@@ -13,7 +13,6 @@ use super::{judge, WecomSender, IMAGE_MAX_BYTES, MARKDOWN_MAX_BYTES};
 use crate::channels::{BuildContext, ChannelConfig, ChannelSpec};
 use crate::config::Config;
 use crate::delivery::{ChartImage, Delivery, Reason};
-use crate::template::Templates;
 
 const KEY: &str = "5a1c0e8e-key-of-the-bot";
 
@@ -34,7 +33,7 @@ fn config(extra: &str) -> super::WecomConfig {
 
 fn sender(extra: &str) -> WecomSender {
     let ctx = BuildContext {
-        templates: Arc::new(Templates::new(chrono_tz::Asia::Shanghai)),
+        templates: Arc::new(crate::channels::default_templates(chrono_tz::Asia::Shanghai)),
     };
     WecomSender::new("wx", &config(extra), &ctx).expect("sender")
 }
