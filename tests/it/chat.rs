@@ -955,3 +955,38 @@ fn send_with_a_store_threads_the_resolved_notice_like_the_worker() {
         "{blocks}"
     );
 }
+
+#[test]
+fn fanout_send_with_a_store_keeps_the_destinations_rate_across_runs() {
+    // A bot that takes one message per two seconds, and two `fanout send`
+    // runs, one right after the other, sharing the store's rate-limit
+    // slots. With one attempt allowed, a second message the bot refuses
+    // (45009) would fail the run: the second run must wait for its slot.
+    let bot = FakeWecom::with_limit(1, Duration::from_secs(2));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.sqlite");
+    let cfg = write_file(
+        dir.path(),
+        "fanout.toml",
+        &format!(
+            "[store]\nurl = \"sqlite://{}\"\n\n{}",
+            state.display(),
+            wecom_table("wx", &bot.url(), "rate = \"1/2s\"\nmax_attempts = 1")
+        ),
+    );
+    for n in 1..=2 {
+        let job = write_file(
+            dir.path(),
+            &format!("job{n}.json"),
+            &format!(
+                r#"{{"version":1,"id":"paced-{n}","alert":{{"group_id":"paced-g{n}","title":"Disk {n} full"}},
+                   "targets":[{{"destination":"wx"}}]}}"#
+            ),
+        );
+        let run = fanout_in(dir.path(), &["send", &job, "--config", &cfg], None, &[]);
+        run.assert_code(0);
+    }
+    let got = bot.requests();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|r| r.errcode == 0), "{got:?}");
+}
