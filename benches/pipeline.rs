@@ -62,7 +62,10 @@ fn report(name: &str, baseline: &mut dyn FnMut(), stage: &mut dyn FnMut()) {
 
 fn main() {
     // The email sender's pooled SMTP transport is built on a runtime.
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     let _runtime = runtime.enter();
     let root = env!("CARGO_MANIFEST_DIR");
     let bytes = std::fs::read(format!("{root}/examples/jobs/firing.json")).expect("example job");
