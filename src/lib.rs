@@ -19,6 +19,7 @@
 //! | decode | [`job`] | bytes → [`job::Job`] or [`job::Signal`] (native, Celery), times settled |
 //! | | [`rate`] | rate-limit slots (a destination's `20/min`) |
 //! | | [`delivery`], [`plan`] | the words every later stage shares: one [`delivery::Delivery`] to one target, its chart images, a send's outcome and its typed error; one planned delivery per target |
+//! | | [`ingest`] | a monitor's own webhook body (Alertmanager, …) → the alerts it carries |
 //! | | [`retry`], [`template`], [`outbox`], [`store`] | retry policy; minijinja, bounded and fitted to vendor limits; what would be sent, on disk; the notification log and group state |
 //! | plan, deliver | [`chain`], [`channels`], [`images`], [`suppress`] | escalation steps of an alert group; one folder per channel (email, webhook, WeCom, PrometheusAlert, Slack); PNGs behind signed or presigned URLs; repeats held back in a window |
 //! | render | [`render`] | charts, once per job, in a warm Chromium pool behind an origin gate |
@@ -39,6 +40,7 @@ pub mod delivery;
 pub mod demo;
 pub mod destinations;
 pub mod images;
+pub mod ingest;
 pub mod job;
 pub mod logging;
 pub mod metrics;

@@ -7,6 +7,7 @@ mod check;
 mod dead;
 mod enqueue;
 mod render;
+mod route_test;
 mod send;
 mod serve;
 mod signal;
@@ -36,6 +37,7 @@ use check::check;
 use dead::{dead, DeadAction};
 use enqueue::enqueue;
 use render::{render, ChartArgs};
+use route_test::route_test;
 use send::send;
 use serve::serve;
 use signal::{send_signal, SignalArg};
@@ -179,6 +181,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read a monitor's webhook body as fanout would (Alertmanager's,
+    /// …) and show the alerts in it: status, severity, title, group key,
+    /// labels, times and links. Sends nothing.
+    ///
+    /// Exit status: 0 read, 2 a body that cannot be read, an unknown source or a bad config.
+    RouteTest {
+        /// The monitor: alertmanager.
+        source: String,
+        /// The body: a JSON file, or `-` for standard input.
+        file: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// What was read, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the HTTP server alone (images, action links, /healthz).
     Serve {
         #[command(flatten)]
@@ -218,6 +236,12 @@ async fn run(command: Command) -> u8 {
             output,
         } => render(config.config.as_deref(), chart, &output).await,
         Command::Serve { config } => serve(config.config.as_deref()).await,
+        Command::RouteTest {
+            source,
+            file,
+            config,
+            json,
+        } => route_test(&source, &file, config.config.as_deref(), json).await,
         Command::Enqueue { job, config } => enqueue(&job, config.config.as_deref()).await,
         Command::Dead { action } => dead(action).await,
         Command::Signal {
@@ -348,11 +372,20 @@ fn default_outbox(outbox: Option<PathBuf>, config_path: Option<&Path>) -> Option
 /// The job's bytes from a file or standard input. Past what fanout reads
 /// at all, the rest is counted (not kept) so the error gives the real size.
 fn read_job(job: &str) -> anyhow::Result<Vec<u8>> {
+    read_input(job, "job")
+}
+
+/// The bytes of `path` (`-`: standard input), at most the job read limit;
+/// `what` names it in errors ("job", "body").
+fn read_input(path: &str, what: &str) -> anyhow::Result<Vec<u8>> {
+    let job = path;
     let limit = fanout::job::MAX_READ_BYTES as u64;
     let mut reader: Box<dyn Read> = if job == "-" {
         Box::new(std::io::stdin())
     } else {
-        Box::new(std::fs::File::open(job).with_context(|| format!("cannot read job file {job}"))?)
+        Box::new(
+            std::fs::File::open(job).with_context(|| format!("cannot read {what} file {job}"))?,
+        )
     };
     let mut bytes = Vec::new();
     reader
@@ -360,13 +393,16 @@ fn read_job(job: &str) -> anyhow::Result<Vec<u8>> {
         .take(limit + 1)
         .read_to_end(&mut bytes)
         .with_context(|| match job {
-            "-" => "cannot read the job from standard input".to_string(),
-            _ => format!("cannot read job file {job}"),
+            "-" => format!("cannot read the {what} from standard input"),
+            _ => format!("cannot read {what} file {job}"),
         })?;
     if bytes.len() as u64 > limit {
         let rest = std::io::copy(&mut reader, &mut std::io::sink()).unwrap_or(0);
         let size = bytes.len() + rest as usize;
-        anyhow::bail!("bad job: {}", fanout::job::DecodeError::TooLarge { size });
+        anyhow::bail!(
+            "bad {what}: {}",
+            fanout::job::DecodeError::TooLarge { size }
+        );
     }
     Ok(bytes)
 }

@@ -10,6 +10,7 @@ mod conformance;
 mod delivery;
 mod email;
 mod examples;
+mod ingest;
 mod jobs;
 mod limits;
 mod modules;

@@ -1,0 +1,117 @@
+//! `fanout route-test SOURCE FILE`: what fanout reads from a monitor's
+//! webhook body, alert by alert, sending nothing (like `amtool config
+//! routes test`).
+
+use super::*;
+
+use fanout::ingest::{Parsed, SourceKind};
+use fanout::template::context::local;
+
+pub(super) async fn route_test(
+    source: &str,
+    file: &str,
+    config_path: Option<&Path>,
+    json: bool,
+) -> u8 {
+    let Some(kind) = SourceKind::named(source) else {
+        let known: Vec<&str> = SourceKind::ALL.iter().map(|k| k.name()).collect();
+        eprintln!(
+            "fanout: {source:?} is not a source fanout reads (it reads: {})",
+            known.join(", ")
+        );
+        return BAD_INPUT;
+    };
+    let Some((config, _)) = load_config(config_path).await else {
+        return BAD_INPUT;
+    };
+    let body = match read_input(file, "body") {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("fanout: {e:#}");
+            return BAD_INPUT;
+        }
+    };
+    let parsed = match kind.parse(&body, chrono::Utc::now()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            return BAD_INPUT;
+        }
+    };
+    if json {
+        return match serde_json::to_string_pretty(&parsed) {
+            Ok(text) => {
+                println!("{text}");
+                DELIVERED
+            }
+            Err(e) => {
+                eprintln!("fanout: {e}");
+                SOME_FAILED
+            }
+        };
+    }
+    print!(
+        "{}",
+        report(source, file, &parsed, config.templates.timezone)
+    );
+    DELIVERED
+}
+
+/// The alerts of `parsed`, one block each, as a person reads them.
+fn report(source: &str, file: &str, parsed: &Parsed, tz: chrono_tz::Tz) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{source}: {} alert(s) in {file}; nothing is sent",
+        parsed.alerts.len()
+    );
+    for (i, incoming) in parsed.alerts.iter().enumerate() {
+        let a = &incoming.alert;
+        let _ = writeln!(
+            out,
+            "\n{:<3}{:<10}{:<10}{}",
+            i + 1,
+            a.status.name(),
+            format!("{:?}", a.severity).to_lowercase(),
+            a.title
+        );
+        let mut row = |name: &str, value: &str| {
+            if !value.is_empty() {
+                let _ = writeln!(out, "   {name:<9}{value}");
+            }
+        };
+        row("group", &a.group_id);
+        let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        row("labels", &labels.join(" "));
+        row("message", &a.message);
+        row(
+            "started",
+            &a.started_at.map(|t| local(t, tz)).unwrap_or_default(),
+        );
+        row(
+            "ended",
+            &a.ended_at.map(|t| local(t, tz)).unwrap_or_default(),
+        );
+        row("source", a.source_url.as_deref().unwrap_or_default());
+        row(
+            "silence",
+            incoming.silence_url.as_deref().unwrap_or_default(),
+        );
+        row(
+            "runbook",
+            incoming.runbook_url.as_deref().unwrap_or_default(),
+        );
+    }
+    if parsed.truncated > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} alert(s) were left out of this body by the sender",
+            parsed.truncated
+        );
+    }
+    for note in &parsed.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    out
+}
