@@ -151,6 +151,7 @@ macro_rules! registry {
 
 registry! {
     Alertmanager => alertmanager::Alertmanager,
+    SkyWalking => skywalking::SkyWalking,
 }
 
 impl SourceKind {
