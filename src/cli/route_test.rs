@@ -102,6 +102,18 @@ fn report(source: &str, file: &str, parsed: &Parsed, tz: chrono_tz::Tz) -> Strin
             "runbook",
             incoming.runbook_url.as_deref().unwrap_or_default(),
         );
+        for chart in &incoming.charts {
+            if let Some(g) = &chart.grafana {
+                let org = g.org_id.map(|o| format!(" org {o}")).unwrap_or_default();
+                row(
+                    "chart",
+                    &format!(
+                        "grafana {} panel {}{org}, {} to {}",
+                        g.dashboard_uid, g.panel_id, g.from, g.to
+                    ),
+                );
+            }
+        }
     }
     if parsed.truncated > 0 {
         let _ = writeln!(

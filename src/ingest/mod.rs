@@ -38,6 +38,9 @@ pub struct Incoming {
     /// Where its runbook is, when it says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runbook_url: Option<String>,
+    /// Charts the alert names itself (a Grafana alert's panel).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<crate::job::Chart>,
 }
 
 /// What one body yields.
@@ -86,6 +89,33 @@ pub fn read<T: serde::de::DeserializeOwned>(
             message: e.into_inner().to_string(),
         }
     })
+}
+
+/// Each element of `elements` read as `E`, with its raw value; an error
+/// names the element's path (`{array}[3].labels`).
+pub fn each<E: serde::de::DeserializeOwned>(
+    monitor: &'static str,
+    array: &str,
+    elements: Vec<serde_json::Value>,
+) -> Result<Vec<(E, serde_json::Value)>, IngestError> {
+    elements
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let element = serde_path_to_error::deserialize(&raw).map_err(|e| {
+                let inner = e.path().to_string();
+                IngestError {
+                    monitor,
+                    path: match inner.as_str() {
+                        "." => format!("{array}[{i}]"),
+                        _ => format!("{array}[{i}].{inner}"),
+                    },
+                    message: e.into_inner().to_string(),
+                }
+            })?;
+            Ok((element, raw))
+        })
+        .collect()
 }
 
 /// A severity as monitors spell it (`critical`, `P1`, `warn`, `major`,
@@ -152,6 +182,7 @@ macro_rules! registry {
 registry! {
     Alertmanager => alertmanager::Alertmanager,
     SkyWalking => skywalking::SkyWalking,
+    Grafana => grafana::Grafana,
 }
 
 impl SourceKind {

@@ -182,15 +182,18 @@ impl Chart {
     pub const MAX_SIDE: u32 = 4000;
     pub const MAX_SCALE: f64 = 3.0;
 
-    fn default_scale() -> f64 {
+    /// 1: CSS pixels.
+    pub fn default_scale() -> f64 {
         1.0
     }
 
-    fn default_width() -> u32 {
+    /// 1000 CSS pixels.
+    pub fn default_width() -> u32 {
         1000
     }
 
-    fn default_height() -> u32 {
+    /// 500 CSS pixels.
+    pub fn default_height() -> u32 {
         500
     }
 }

@@ -64,3 +64,33 @@ fn route_test_refuses_a_bad_body_and_an_unknown_source_with_why() {
     run.assert_code(2);
     assert!(run.stderr.contains("it reads: alertmanager"), "{run}");
 }
+
+#[test]
+fn route_test_shows_the_panel_a_grafana_alert_names_as_its_chart() {
+    let run = fanout(
+        &["route-test", "grafana", &fixture("grafana", "panel.json")],
+        None,
+    );
+    run.assert_code(0);
+    assert!(run.stdout.contains("3 alert(s)"), "{run}");
+    assert!(
+        run.stdout
+            .contains("chart    grafana checkout-svc panel 7 org 1, "),
+        "{run}"
+    );
+}
+
+#[test]
+fn route_test_reads_a_skywalking_batch_alarm_by_alarm() {
+    let run = fanout(
+        &[
+            "route-test",
+            "skywalking",
+            &fixture("skywalking", "batch50.json"),
+        ],
+        None,
+    );
+    run.assert_code(0);
+    assert!(run.stdout.contains("50 alert(s)"), "{run}");
+    assert!(run.stdout.contains("svc-49"), "{run}");
+}

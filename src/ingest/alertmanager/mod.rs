@@ -28,7 +28,7 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{alert, read, severity_of, IngestError, Incoming, Parsed, Source};
+use super::{alert, each, read, severity_of, IngestError, Incoming, Parsed, Source};
 use crate::job::Status;
 
 pub struct Alertmanager;
@@ -51,23 +51,23 @@ struct Body {
     alerts: Vec<Value>,
 }
 
-/// One alert of the group.
+/// One alert of the group (also the core of a Grafana alert).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Element {
-    status: Status,
+pub(super) struct Element {
+    pub(super) status: Status,
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    pub(super) labels: BTreeMap<String, String>,
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
+    pub(super) annotations: BTreeMap<String, String>,
     #[serde(default)]
-    starts_at: Option<String>,
+    pub(super) starts_at: Option<String>,
     #[serde(default)]
-    ends_at: Option<String>,
+    pub(super) ends_at: Option<String>,
     #[serde(default, rename = "generatorURL")]
-    generator_url: Option<String>,
+    pub(super) generator_url: Option<String>,
     #[serde(default)]
-    fingerprint: Option<String>,
+    pub(super) fingerprint: Option<String>,
 }
 
 impl Source for Alertmanager {
@@ -91,19 +91,9 @@ impl Source for Alertmanager {
                 body.group_key.as_deref().unwrap_or("?")
             ));
         }
-        for (i, raw) in body.alerts.into_iter().enumerate() {
-            let element: Element = serde_path_to_error::deserialize(&raw).map_err(|e| {
-                let inner = e.path().to_string();
-                IngestError {
-                    monitor: Self::NAME,
-                    path: match inner.as_str() {
-                        "." => format!("alerts[{i}]"),
-                        _ => format!("alerts[{i}].{inner}"),
-                    },
-                    message: e.into_inner().to_string(),
-                }
-            })?;
+        for (element, raw) in each::<Element>(Self::NAME, "alerts", body.alerts)? {
             parsed.alerts.push(incoming(
+                Self::NAME,
                 element,
                 raw,
                 body.external_url.as_deref(),
@@ -115,7 +105,10 @@ impl Source for Alertmanager {
     }
 }
 
-fn incoming(
+/// An Alertmanager-shaped alert of `monitor` (Alertmanager's, or the
+/// core of Grafana's), its group key `<monitor>:<fingerprint>`.
+pub(super) fn incoming(
+    monitor: &str,
     element: Element,
     raw: Value,
     external_url: Option<&str>,
@@ -134,12 +127,8 @@ fn incoming(
         .get("summary")
         .or_else(|| element.labels.get("alertname"))
         .cloned()
-        .unwrap_or_else(|| format!("Alertmanager alert {fingerprint}"));
-    let mut alert = alert(
-        format!("alertmanager:{fingerprint}"),
-        title,
-        element.status,
-    );
+        .unwrap_or_else(|| format!("{monitor} alert {fingerprint}"));
+    let mut alert = alert(format!("{monitor}:{fingerprint}"), title, element.status);
     alert.message = element
         .annotations
         .get("description")
@@ -181,12 +170,13 @@ fn incoming(
         fingerprint,
         silence_url,
         runbook_url,
+        charts: Vec::new(),
     }
 }
 
 /// A time as Alertmanager writes it; Go's zero time (and anything before
 /// 2000) is no time at all.
-fn time(text: &str) -> Option<DateTime<Utc>> {
+pub(super) fn time(text: &str) -> Option<DateTime<Utc>> {
     crate::clock::instant::parse_text(text).filter(|t| t.year() >= 2000)
 }
 

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{alert, read, severity_of, IngestError, Incoming, Parsed, Source};
+use super::{alert, each, read, severity_of, IngestError, Incoming, Parsed, Source};
 use crate::job::Status;
 
 pub struct SkyWalking;
@@ -108,18 +108,7 @@ impl Source for SkyWalking {
                 })
             }
         };
-        for (i, raw) in elements.into_iter().enumerate() {
-            let alarm: Alarm = serde_path_to_error::deserialize(&raw).map_err(|e| {
-                let inner = e.path().to_string();
-                IngestError {
-                    monitor: Self::NAME,
-                    path: match inner.as_str() {
-                        "." => format!("[{i}]"),
-                        _ => format!("[{i}].{inner}"),
-                    },
-                    message: e.into_inner().to_string(),
-                }
-            })?;
+        for (alarm, raw) in each::<Alarm>(Self::NAME, "", elements)? {
             parsed.alerts.push(incoming(alarm, raw, &mut parsed.notes));
         }
         Ok(parsed)
@@ -192,6 +181,7 @@ fn incoming(alarm: Alarm, raw: Value, notes: &mut Vec<String>) -> Incoming {
         annotations: BTreeMap::new(),
         silence_url: None,
         runbook_url: None,
+        charts: Vec::new(),
     }
 }
 
