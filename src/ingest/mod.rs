@@ -183,6 +183,7 @@ registry! {
     Alertmanager => alertmanager::Alertmanager,
     SkyWalking => skywalking::SkyWalking,
     Grafana => grafana::Grafana,
+    Graylog => graylog::Graylog,
 }
 
 impl SourceKind {

@@ -94,3 +94,18 @@ fn route_test_reads_a_skywalking_batch_alarm_by_alarm() {
     assert!(run.stdout.contains("50 alert(s)"), "{run}");
     assert!(run.stdout.contains("svc-49"), "{run}");
 }
+
+#[test]
+fn route_test_reads_a_graylog_event() {
+    let run = fanout(
+        &["route-test", "graylog", &fixture("graylog", "event.json")],
+        None,
+    );
+    run.assert_code(0);
+    assert!(
+        run.stdout
+            .contains("1  firing    critical  Failed logins: 203.0.113.9"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("note: 2 backlog message(s)"), "{run}");
+}
