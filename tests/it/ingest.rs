@@ -109,3 +109,81 @@ fn route_test_reads_a_graylog_event() {
     );
     assert!(run.stdout.contains("note: 2 backlog message(s)"), "{run}");
 }
+
+/// Every fixture of every source.
+fn fixtures() -> Vec<(fanout::ingest::SourceKind, Vec<u8>)> {
+    let mut out = Vec::new();
+    for kind in fanout::ingest::SourceKind::ALL {
+        let dir = repo().join(format!("tests/data/ingest/{}", kind.name()));
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: every source has fixtures: {e}", dir.display()));
+        for entry in entries.flatten() {
+            out.push((*kind, std::fs::read(entry.path()).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn bad_bodies_get_a_reason_and_never_a_panic() {
+    use fanout::ingest::SourceKind;
+    let now = chrono::Utc::now();
+    let huge = format!(
+        "[{}]",
+        vec![r#"{"name":"x","alarmMessage":"m"}"#; 10_000].join(",")
+    );
+    let twenty_mb = format!(r#"{{"alerts":[],"pad":"{}"}}"#, "x".repeat(20 << 20));
+    for kind in SourceKind::ALL {
+        for body in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"{}",
+            b"null",
+            b"\xff\xfe{\"alerts\":[]}",
+            b"{\"alerts\":[{\"status\":\"firing\",\"labels\":[1,2]}]}",
+            b"{\"event\":{\"fields\":{\"a\":{\"b\":[1,{\"c\":null}]}}}}",
+        ] {
+            // Ok or a reason; the point is that it returns.
+            if let Err(e) = kind.parse(body, now) {
+                assert!(!e.message.is_empty(), "{}: {e}", kind.name());
+                assert!(e.to_string().starts_with(kind.name()), "{e}");
+            }
+        }
+        // A 20 MB body is read whole (the size limit is the endpoint's).
+        let big = kind.parse(twenty_mb.as_bytes(), now);
+        if *kind == SourceKind::Alertmanager {
+            assert!(big.map(|p| p.alerts.is_empty()).unwrap_or(false));
+        }
+    }
+    // SkyWalking batches of 10,000 alarms read whole.
+    let parsed = SourceKind::SkyWalking.parse(huge.as_bytes(), now).unwrap();
+    assert_eq!(parsed.alerts.len(), 10_000);
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use fanout::ingest::SourceKind;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            for kind in SourceKind::ALL {
+                let _ = kind.parse(&bytes, chrono::Utc::now());
+            }
+        }
+
+        #[test]
+        fn mutated_fixtures_never_panic(pick in 0usize..100, at in 0usize..100_000, byte in any::<u8>(), cut in 0usize..100_000) {
+            let fixtures = super::fixtures();
+            let (kind, mut bytes) = fixtures[pick % fixtures.len()].clone();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            bytes.truncate(bytes.len() - cut % bytes.len() / 4);
+            let _ = kind.parse(&bytes, chrono::Utc::now());
+        }
+    }
+}
