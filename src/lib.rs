@@ -23,6 +23,7 @@
 //! | | [`retry`], [`template`], [`outbox`], [`store`] | retry policy; minijinja, bounded and fitted to vendor limits; what would be sent, on disk; the notification log and group state |
 //! | plan, deliver | [`chain`], [`channels`], [`images`], [`suppress`] | escalation steps of an alert group; one folder per channel (email, webhook, WeCom, PrometheusAlert, Slack); PNGs behind signed or presigned URLs; repeats held back in a window |
 //! | render | [`render`] | charts, once per job, in a warm Chromium pool behind an origin gate |
+//! | | [`route`] | `[[routes]]` and `[escalations.NAME]`: the targets, policy and suppression an alert from a monitor gets, and the job it becomes |
 //! | | [`config`] | one TOML file, every bad key reported at once; each section's reader beside its module |
 //! | validate | [`validate`], [`destinations`], [`broker`] | a job against the configured destinations; the configured destinations with their senders, retry and rate; RabbitMQ topology and delay tiers |
 //! | | [`actions`] | signed acknowledge/resolve/silence links |
@@ -51,6 +52,7 @@ pub mod plan;
 pub mod rate;
 pub mod render;
 pub mod retry;
+pub mod route;
 pub mod secret;
 pub mod section;
 pub mod send;

@@ -137,6 +137,43 @@ impl Section {
         }
     }
 
+    /// An array of tables (`[[routes]]`), each a section under
+    /// `key[i]`, in order.
+    pub fn tables(&self, key: &str) -> Vec<Section> {
+        match self.raw(key) {
+            None => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::Table(t) => out.push(Section {
+                            path: format!("{}[{i}]", self.key(key)),
+                            table: t.clone(),
+                            used: RefCell::default(),
+                            errors: self.errors.clone(),
+                            env: self.env.clone(),
+                        }),
+                        other => self.type_error(&format!("{key}[{i}]"), "a table", other),
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                self.type_error(key, "an array of tables ([[key]])", other);
+                Vec::new()
+            }
+        }
+    }
+
+    /// The value of `key` as JSON, for parts of a config that share the
+    /// job contract's shapes (a route's targets, a policy's steps).
+    pub fn json(&self, key: &str) -> Option<serde_json::Value> {
+        let value = self.raw(key)?;
+        serde_json::to_value(value)
+            .map_err(|e| self.error(key, format!("cannot be read: {e}"), None))
+            .ok()
+    }
+
     /// A string with `${NAME}` expanded from the environment.
     pub fn string(&self, key: &str) -> Option<String> {
         match self.raw(key)? {

@@ -50,16 +50,16 @@ pub(super) async fn route_test(
             }
         };
     }
-    print!(
-        "{}",
-        report(source, file, &parsed, config.templates.timezone)
-    );
+    print!("{}", report(source, file, &parsed, &config));
     DELIVERED
 }
 
 /// The alerts of `parsed`, one block each, as a person reads them.
-fn report(source: &str, file: &str, parsed: &Parsed, tz: chrono_tz::Tz) -> String {
+fn report(source: &str, file: &str, parsed: &Parsed, config: &Config) -> String {
     use std::fmt::Write as _;
+    let tz = config.templates.timezone;
+    let routes = &config.routes;
+    let received = chrono::Utc::now();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -102,6 +102,50 @@ fn report(source: &str, file: &str, parsed: &Parsed, tz: chrono_tz::Tz) -> Strin
             "runbook",
             incoming.runbook_url.as_deref().unwrap_or_default(),
         );
+        if routes.routes.is_empty() {
+            row("route", "none: the config has no [[routes]]");
+        }
+        let routed = routes.jobs(source, incoming, received);
+        if routed.is_empty() && !routes.routes.is_empty() {
+            row(
+                "route",
+                "NONE MATCHES: this alert would be refused (add a default [[routes]] last)",
+            );
+        }
+        for r in &routed {
+            let route = &routes.routes[r.route];
+            let matchers: Vec<String> = route
+                .source
+                .iter()
+                .map(|s| format!("source={s}"))
+                .chain(route.matchers.iter().map(ToString::to_string))
+                .collect();
+            let when = match matchers.as_slice() {
+                [] => "(default)".to_string(),
+                m => m.join(" "),
+            };
+            row("route", &format!("routes[{}] {when}", r.route));
+            let targets: Vec<&str> = r
+                .job
+                .targets
+                .iter()
+                .map(|t| t.destination.as_str())
+                .collect();
+            row("  to", &targets.join(", "));
+            if let Some(name) = &route.escalation {
+                let steps: Vec<String> = r
+                    .job
+                    .escalation
+                    .iter()
+                    .map(|s| serde_json::to_string(s).unwrap_or_default())
+                    .collect();
+                row("  steps", &format!("{name}: {}", steps.join(" → ")));
+            }
+            if r.job.alert.group_id != incoming.alert.group_id {
+                row("  group", &r.job.alert.group_id);
+            }
+            row("  job", &r.job.id);
+        }
         for chart in &incoming.charts {
             if let Some(g) = &chart.grafana {
                 let org = g.org_id.map(|o| format!(" org {o}")).unwrap_or_default();

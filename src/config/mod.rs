@@ -44,6 +44,9 @@ pub struct Config {
     pub render: RenderConfig,
     pub templates: TemplatesConfig,
     pub destinations: BTreeMap<String, Destination>,
+    /// `[[routes]]` and `[escalations.NAME]`: how alerts taken from the
+    /// monitors become jobs.
+    pub routes: crate::route::Routes,
 }
 
 #[derive(Clone, Debug)]
@@ -212,6 +215,17 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
     let render = read_render(root.table("render"));
     let templates = read_templates(root.table("templates"));
     let destinations = read_destinations(root.table("destinations"), root.has("storage"));
+    let routes = destinations.as_ref().and_then(|d| {
+        let channels = d
+            .iter()
+            .map(|(name, dest)| (name.clone(), dest.channel.clone()))
+            .collect();
+        crate::route::config::read_routes(root, &channels)
+    });
+    if destinations.is_none() {
+        // Their targets cannot be checked, but their keys are known.
+        root.known(&["routes", "escalations"]);
+    }
     Some(Config {
         source: source.to_string(),
         http: http?,
@@ -222,6 +236,7 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
         render: render?,
         templates: templates?,
         destinations: destinations?,
+        routes: routes?,
     })
 }
 

@@ -187,3 +187,65 @@ mod fuzz {
         }
     }
 }
+
+const ROUTED: &str = r#"
+[destinations.ops-mail]
+channel = "email"
+smtp_url = "smtp://127.0.0.1:25"
+from = "fanout@example.com"
+to = ["ops@example.com"]
+
+[destinations.lead-mail]
+channel = "email"
+smtp_url = "smtp://127.0.0.1:25"
+from = "fanout@example.com"
+to = ["lead@example.com"]
+
+[destinations.hook]
+channel = "webhook"
+url = "http://127.0.0.1:9/hook"
+
+[escalations.page-then-lead]
+steps = [{ notify = ["ops-mail"] }, { wait = "10m" }, { notify = ["lead-mail"] }]
+
+[[routes]]
+source = "alertmanager"
+matchers = ["team=payments", "severity=~critical|error"]
+targets = [{ destination = "ops-mail" }, { destination = "lead-mail" }]
+escalation = "page-then-lead"
+group_by = ["alertname"]
+
+[[routes]]
+targets = [{ destination = "hook" }]
+"#;
+
+#[test]
+fn route_test_shows_the_route_targets_and_escalation_an_alert_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::write_file(dir.path(), "fanout.toml", ROUTED);
+    let route_test = |name: &str| {
+        let fixture = fixture("alertmanager", name);
+        let args = ["route-test", "alertmanager", &fixture, "--config", &config];
+        let run = crate::support::fanout_in(dir.path(), &args, None, &[]);
+        run.assert_code(0);
+        run
+    };
+    // Not payments: the default route, last.
+    let run = route_test("mixed.json");
+    assert!(run.stdout.contains("route    routes[1] (default)"), "{run}");
+    assert!(run.stdout.contains("to     hook"), "{run}");
+    let run = route_test("firing.json");
+    assert!(
+        run.stdout
+            .contains("route    routes[0] source=alertmanager team=\"payments\""),
+        "{run}"
+    );
+    assert!(run.stdout.contains("to     ops-mail, lead-mail"), "{run}");
+    assert!(
+        run.stdout.contains(
+            "steps  page-then-lead: {\"notify\":[\"ops-mail\"]} → {\"wait\":\"10m\"} → {\"notify\":[\"lead-mail\"]}"
+        ),
+        "{run}"
+    );
+    assert!(run.stdout.contains("group  alertmanager:r0:"), "{run}");
+}

@@ -1,0 +1,152 @@
+//! Routes: which targets, escalation policy and suppression an incoming
+//! alert gets, chosen by its source and labels; and the job it becomes.
+//!
+//! `[[routes]]` are tried in order; the first that matches wins, unless it
+//! says `continue = true` (Alertmanager's meaning: later routes are tried
+//! too). A route with no `source` and no `matchers` matches everything: put
+//! one last as the default. An alert no route matches is reported, never
+//! silently dropped.
+//!
+//! Matchers are Alertmanager's: `name=value`, `name!=value`, `name=~regex`,
+//! `name!~regex` (regexes anchored at both ends, values optionally
+//! quoted). Names are labels, or `severity`, `status` and `title`.
+
+pub mod config;
+pub mod matcher;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::ingest::Incoming;
+use crate::job::{Job, Step, Suppress, Target, V1};
+
+pub use matcher::Matcher;
+
+/// One `[[routes]]` entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct Route {
+    /// Its place in the list (0-based), for reports.
+    pub index: usize,
+    /// Only alerts from this source (`alertmanager`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub matchers: Vec<Matcher>,
+    /// Try later routes too.
+    #[serde(rename = "continue")]
+    pub continue_matching: bool,
+    pub targets: Vec<Target>,
+    /// The name of its `[escalations.NAME]` policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppress: Option<Suppress>,
+    /// Labels whose values make the group key instead of the source's own
+    /// (Alertmanager's `group_by`); empty: the source's.
+    pub group_by: Vec<String>,
+}
+
+impl Route {
+    /// Whether an alert from `source` matches.
+    pub fn matches(&self, source: &str, incoming: &Incoming) -> bool {
+        self.source.as_deref().is_none_or(|s| s == source)
+            && self.matchers.iter().all(|m| m.matches(incoming))
+    }
+}
+
+/// The configured routes and escalation policies.
+#[derive(Clone, Debug, Default)]
+pub struct Routes {
+    pub routes: Vec<Route>,
+    /// `[escalations.NAME]`: the steps a job carries, by name.
+    pub escalations: BTreeMap<String, Vec<Step>>,
+}
+
+/// An alert on one route: the job it becomes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Routed {
+    pub route: usize,
+    pub job: Job,
+}
+
+impl Routes {
+    /// The routes `incoming` (from `source`) takes, in order.
+    pub fn matching(&self, source: &str, incoming: &Incoming) -> Vec<&Route> {
+        let mut out = Vec::new();
+        for route in &self.routes {
+            if route.matches(source, incoming) {
+                out.push(route);
+                if !route.continue_matching {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The jobs `incoming` becomes, one per route it takes (none: no
+    /// route matched). `received` stamps alerts whose source gave no
+    /// start time, so a job id is the same for a repeat of one body.
+    pub fn jobs(&self, source: &str, incoming: &Incoming, received: DateTime<Utc>) -> Vec<Routed> {
+        self.matching(source, incoming)
+            .into_iter()
+            .map(|route| Routed {
+                route: route.index,
+                job: self.job(source, route, incoming, received),
+            })
+            .collect()
+    }
+
+    fn job(
+        &self,
+        source: &str,
+        route: &Route,
+        incoming: &Incoming,
+        received: DateTime<Utc>,
+    ) -> Job {
+        let mut alert = incoming.alert.clone();
+        if !route.group_by.is_empty() {
+            let values: Vec<String> = route
+                .group_by
+                .iter()
+                .map(|l| format!("{l}={}", alert.labels.get(l).map_or("", String::as_str)))
+                .collect();
+            alert.group_id = format!(
+                "{source}:r{}:{}",
+                route.index,
+                crate::delivery::short_hash(&values.join("\u{0}"))
+            );
+        }
+        // The same alert in the same state on the same route: the same id,
+        // so a body posted twice is delivered once (the notification log).
+        let at = alert.started_at.unwrap_or(received).timestamp_millis();
+        let id = format!(
+            "{source}-{}",
+            crate::delivery::short_hash(&format!(
+                "{}\u{0}{}\u{0}{}\u{0}{at}\u{0}{}",
+                route.index,
+                alert.group_id,
+                alert.status.name(),
+                incoming.fingerprint
+            ))
+        );
+        let escalation = route
+            .escalation
+            .as_ref()
+            .and_then(|name| self.escalations.get(name))
+            .cloned()
+            .unwrap_or_default();
+        Job {
+            version: V1,
+            id,
+            alert,
+            charts: incoming.charts.clone(),
+            targets: route.targets.clone(),
+            escalation,
+            suppress: route.suppress.clone(),
+        }
+    }
+}
