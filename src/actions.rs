@@ -13,12 +13,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Mutex;
+
 use url::Url;
 
 pub use crate::delivery::ActionUrls;
 
-use crate::broker::{Broker, BrokerError, SIGNAL_KEY};
+use crate::broker::publisher::Publisher;
+use crate::broker::{BrokerError, SIGNAL_KEY};
 use crate::config::{BrokerConfig, Config};
 use crate::images::signing::{Rejected, Signer};
 use crate::job::{Signal, SignalKind, V1};
@@ -152,42 +153,27 @@ impl ActionLinks {
     }
 }
 
-/// Publishes signals for the HTTP server, over a connection opened at the
-/// first use and opened again when it was lost.
+/// Publishes signals for the HTTP server ([`Publisher`]'s connection).
 pub struct SignalSender {
-    config: BrokerConfig,
-    broker: Mutex<Option<Broker>>,
+    publisher: Publisher,
 }
 
 impl SignalSender {
     pub fn new(config: BrokerConfig) -> Self {
         Self {
-            config,
-            broker: Mutex::new(None),
+            publisher: Publisher::new(config),
         }
     }
 
     /// Publish `signal` and wait for the broker's confirm.
     pub async fn send(&self, signal: &Signal) -> Result<(), BrokerError> {
         let body = serde_json::to_vec(signal).unwrap_or_default();
-        let mut held = self.broker.lock().await;
-        if held.as_ref().is_none_or(|b| !b.is_connected()) {
-            *held = Some(Broker::connect(&self.config).await?);
-        }
-        let Some(broker) = held.as_ref() else {
-            unreachable!("connected just above")
-        };
         let id = format!(
             "signal-{}-{}",
             signal.group_id,
             Utc::now().timestamp_millis()
         );
-        let sent = broker.publish(SIGNAL_KEY, &id, &body).await;
-        if sent.is_err() {
-            // Open a fresh connection next time.
-            *held = None;
-        }
-        sent
+        self.publisher.publish(SIGNAL_KEY, &id, &body).await
     }
 }
 

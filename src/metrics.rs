@@ -21,6 +21,20 @@ pub struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IngestLabels {
+    /// A configured source's name, or `unknown`.
+    pub source: String,
+    /// `accepted`, `unauthorized`, `too_large`, `unreadable`, `invalid`,
+    /// `unavailable` (the broker did not confirm), `unknown_source`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChannelLabels {
     pub channel: String,
 }
@@ -78,6 +92,14 @@ pub struct Metrics {
     pub delivery_seconds: Family<ChannelLabels, Histogram, fn() -> Histogram>,
     pub retries: Family<DestinationLabels, Counter>,
     pub rate_limited: Family<DestinationLabels, Counter>,
+    /// Bodies posted to `/ingest/<source>`, by source and outcome.
+    pub ingest_bodies: Family<IngestLabels, Counter>,
+    /// Alerts read from accepted bodies, by source.
+    pub ingest_alerts: Family<SourceLabels, Counter>,
+    /// Jobs made durable from them, by source.
+    pub ingest_jobs: Family<SourceLabels, Counter>,
+    /// From a body's arrival to its answer, by source.
+    pub ingest_seconds: Family<SourceLabels, Histogram, fn() -> Histogram>,
     pub dead_letters: Family<DeadLabels, Counter>,
     pub renders: Family<RenderLabels, Counter>,
     pub render_seconds: Histogram,
@@ -118,6 +140,33 @@ impl Default for Metrics {
             "rate_limited",
             "Deliveries parked to keep a destination's rate limit",
             rate_limited.clone(),
+        );
+        let ingest_bodies = Family::default();
+        registry.register(
+            "ingest_bodies",
+            "Bodies posted to /ingest/<source>, by source and outcome",
+            ingest_bodies.clone(),
+        );
+        let ingest_alerts = Family::default();
+        registry.register(
+            "ingest_alerts",
+            "Alerts read from accepted ingest bodies",
+            ingest_alerts.clone(),
+        );
+        let ingest_jobs = Family::default();
+        registry.register(
+            "ingest_jobs",
+            "Jobs made durable from ingested alerts",
+            ingest_jobs.clone(),
+        );
+        let ingest_seconds =
+            Family::<SourceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register(
+            "ingest_seconds",
+            "From an ingest body's arrival to its answer",
+            ingest_seconds.clone(),
         );
         let dead_letters = Family::default();
         registry.register(
@@ -175,6 +224,10 @@ impl Default for Metrics {
             delivery_seconds,
             retries,
             rate_limited,
+            ingest_bodies,
+            ingest_alerts,
+            ingest_jobs,
+            ingest_seconds,
             dead_letters,
             renders,
             render_seconds,

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 pub mod dead;
 pub mod headers;
+pub mod publisher;
 pub mod topology;
 
 pub use headers::*;

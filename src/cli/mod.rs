@@ -340,6 +340,18 @@ fn action_endpoint(config: &Config) -> Option<std::sync::Arc<fanout::server::Act
     }))
 }
 
+/// `/ingest/<source>` works where `[ingest]` (which needs `[broker]`) is set.
+fn ingest_endpoint(config: &Config) -> Option<std::sync::Arc<fanout::server::IngestEndpoint>> {
+    if config.ingest.is_empty() {
+        return None;
+    }
+    let broker = config.broker.clone()?;
+    Some(std::sync::Arc::new(fanout::server::IngestEndpoint {
+        config: std::sync::Arc::new(config.clone()),
+        publisher: fanout::broker::publisher::Publisher::new(broker),
+    }))
+}
+
 /// SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

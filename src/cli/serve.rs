@@ -28,6 +28,7 @@ pub(super) async fn serve(config_path: Option<&Path>) -> u8 {
     let state = HttpState {
         images,
         actions: action_endpoint(&config),
+        ingest: ingest_endpoint(&config),
         ..HttpState::default()
     };
     match fanout::server::serve(listener, state, shutdown_signal()).await {

@@ -49,6 +49,7 @@ pub(super) async fn worker(
         ready: Some(ready.clone()),
         metrics: Some(metrics.clone()),
         actions: action_endpoint(&config),
+        ingest: ingest_endpoint(&config),
     };
     let http = tokio::spawn(fanout::server::serve(listener, state, async move {
         let _ = http_stopped.await;

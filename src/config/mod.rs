@@ -47,6 +47,8 @@ pub struct Config {
     /// `[[routes]]` and `[escalations.NAME]`: how alerts taken from the
     /// monitors become jobs.
     pub routes: crate::route::Routes,
+    /// `[ingest.<source>]`: the monitors that may post to `/ingest/<source>`.
+    pub ingest: crate::ingest::config::IngestConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -226,6 +228,29 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
         // Their targets cannot be checked, but their keys are known.
         root.known(&["routes", "escalations"]);
     }
+    let ingest = match root.table("ingest") {
+        None => Some(Default::default()),
+        Some(s) => {
+            let read = crate::ingest::config::read_ingest(&s, broker.is_some());
+            s.finish();
+            read
+        }
+    };
+    // No alert from a monitor is dropped: the last route takes what the
+    // others do not.
+    if let (true, Some(routes)) = (root.has("ingest"), &routes) {
+        let catch_all = routes
+            .routes
+            .last()
+            .is_some_and(|r| r.source.is_none() && r.matchers.is_empty());
+        if !catch_all {
+            root.error(
+                "routes",
+                "with [ingest], the last route must match every alert (no source, no matchers), so none is dropped",
+                Some("end with [[routes]] targets = [{ destination = \"…\" }]"),
+            );
+        }
+    }
     Some(Config {
         source: source.to_string(),
         http: http?,
@@ -237,6 +262,7 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
         templates: templates?,
         destinations: destinations?,
         routes: routes?,
+        ingest: ingest?,
     })
 }
 

@@ -12,6 +12,8 @@
 //! What comes next (routes, group keys from `group_by`, escalation
 //! policies, the `/ingest/<source>` endpoint) reads [`Incoming`] only.
 
+pub mod config;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};

@@ -120,6 +120,10 @@ impl Routes {
                 crate::delivery::short_hash(&values.join("\u{0}"))
             );
         }
+        // A source's key with characters ids may not hold is hashed.
+        if !crate::job::valid_id(&alert.group_id, 200) {
+            alert.group_id = format!("{source}:{}", crate::delivery::short_hash(&alert.group_id));
+        }
         // The same alert in the same state on the same route: the same id,
         // so a body posted twice is delivered once (the notification log).
         let at = alert.started_at.unwrap_or(received).timestamp_millis();

@@ -249,3 +249,133 @@ fn route_test_shows_the_route_targets_and_escalation_an_alert_takes() {
     );
     assert!(run.stdout.contains("group  alertmanager:r0:"), "{run}");
 }
+
+mod endpoint {
+    //! `/ingest/<source>` on a worker, the machine's RabbitMQ between them.
+
+    use std::time::Duration;
+
+    use crate::support::rabbit::Declared;
+    use crate::support::receiver::Receiver;
+    use crate::support::worker::{config_text, metrics, series, WorkerProcess};
+    use crate::support::{free_port, wait_for, write_file};
+
+    const TOKEN: &str = "ingest-token-5f4e3d2c1b0a";
+
+    fn post(port: u16, path: &str, auth: Option<&str>, body: Vec<u8>) -> (u16, serde_json::Value) {
+        let client = reqwest::blocking::Client::new();
+        let mut request = client
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .timeout(Duration::from_secs(20))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().expect("the worker answers");
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or_default())
+    }
+
+    #[test]
+    fn an_alertmanager_body_is_routed_delivered_once_and_bad_posts_are_answered_honestly() {
+        let declared = Declared::new();
+        let receiver = Receiver::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let extra = format!(
+            "[store]\nurl = \"sqlite://state.db\"\n\n\
+             [ingest.alertmanager]\ntoken = \"{TOKEN}\"\nmax_body = 65536\n\n\
+             [[routes]]\ntargets = [{{ destination = \"hook\" }}]\n"
+        );
+        let text = config_text(&declared, &receiver, &format!("127.0.0.1:{port}"), &extra);
+        let cfg = write_file(dir.path(), "fanout.toml", &text);
+        let worker = WorkerProcess::start(dir.path(), &cfg);
+        let body = std::fs::read(super::fixture("alertmanager", "firing.json")).unwrap();
+
+        let bearer = format!("Bearer {TOKEN}");
+        let (status, answer) = post(port, "/ingest/alertmanager", Some(&bearer), body.clone());
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["alerts"], 1);
+        let job = answer["jobs"][0].as_str().expect("a job id").to_string();
+        let got = wait_for("the alert at the webhook", Duration::from_secs(30), || {
+            let got = receiver.received();
+            (!got.is_empty()).then_some(got)
+        });
+        let delivered: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+        assert_eq!(delivered["alert"]["title"], "Checkout p99 latency above 2s");
+        assert_eq!(delivered["job_id"], job.as_str());
+
+        // The same body again (a monitor's retry): the same job, not sent twice.
+        let (status, again) = post(port, "/ingest/alertmanager", Some(&bearer), body.clone());
+        assert_eq!(status, 202, "{again}");
+        assert_eq!(again["jobs"][0], job.as_str());
+        wait_for("the repeat to be seen", Duration::from_secs(30), || {
+            let log = worker.log_text();
+            (log.contains("Already sent") || log.contains("Joined the group")).then_some(())
+        });
+        assert_eq!(receiver.received().len(), 1);
+
+        // Basic auth and a token in the URL are taken too.
+        let basic = format!(
+            "Basic {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("am:{TOKEN}")
+            )
+        );
+        assert_eq!(
+            post(port, "/ingest/alertmanager", Some(&basic), body.clone()).0,
+            202
+        );
+        let in_url = format!("/ingest/alertmanager?token={TOKEN}");
+        assert_eq!(post(port, &in_url, None, body.clone()).0, 202);
+
+        // Refusals: each with its status and reason, none enqueues a job.
+        let (status, _) = post(
+            port,
+            "/ingest/alertmanager",
+            Some("Bearer wrong-token-000000"),
+            body.clone(),
+        );
+        assert_eq!(status, 401);
+        assert_eq!(
+            post(port, "/ingest/alertmanager", None, body.clone()).0,
+            401
+        );
+        let (status, why) = post(
+            port,
+            "/ingest/alertmanager",
+            Some(&bearer),
+            br#"{"alerts":[{"status":"x"}]}"#.to_vec(),
+        );
+        assert_eq!(status, 400);
+        assert_eq!(why["path"], "alerts[0].status", "{why}");
+        let (status, why) = post(port, "/ingest/grafana", Some(&bearer), body.clone());
+        assert_eq!(status, 404, "{why}");
+        let mut big = body.clone();
+        big.truncate(big.len() - 1);
+        big.extend(format!(r#","pad":"{}"}}"#, "x".repeat(70_000)).into_bytes());
+        assert_eq!(
+            post(port, "/ingest/alertmanager", Some(&bearer), big).0,
+            413
+        );
+
+        let text = metrics(port);
+        let bodies = |outcome: &str| {
+            series(
+                &text,
+                &format!(
+                    "fanout_ingest_bodies_total{{source=\"alertmanager\",outcome=\"{outcome}\"}}"
+                ),
+            )
+        };
+        assert_eq!(bodies("accepted"), 4.0, "{text}");
+        assert_eq!(bodies("unauthorized"), 2.0, "{text}");
+        assert_eq!(bodies("unreadable"), 1.0, "{text}");
+        assert_eq!(bodies("too_large"), 1.0, "{text}");
+        // The credential never reaches the log.
+        assert!(!worker.log_text().contains(TOKEN), "the token was logged");
+        assert!(!worker.log_text().contains("wrong-token-000000"));
+    }
+}

@@ -3,14 +3,19 @@
 //! (Prometheus), and `/images/<key>.png` for charts in internal storage.
 //! The worker runs the same server; `fanout serve` runs it alone.
 
+mod ingest;
+
+pub use ingest::IngestEndpoint;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use tracing::{info, warn};
@@ -32,6 +37,8 @@ pub struct HttpState {
     /// Set when `[actions]` and `[broker]` are configured: action links
     /// are checked here and their signals sent through the broker.
     pub actions: Option<Arc<ActionEndpoint>>,
+    /// Set when `[ingest]` is configured: monitors post their alerts here.
+    pub ingest: Option<Arc<IngestEndpoint>>,
 }
 
 /// What `/actions/…` needs: the links' signer and a way to send signals.
@@ -41,12 +48,19 @@ pub struct ActionEndpoint {
 }
 
 pub fn router(state: HttpState) -> Router {
+    // A body far past every source's limit is refused before it is read
+    // whole; one a little past it is read, counted and answered 413.
+    let max_body = state.ingest.as_ref().map_or(0, |i| i.max_body()) + (1 << 20);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/images/{file}", get(image))
         .route("/actions/{action}/{group}", get(confirm).post(act))
+        .route(
+            "/ingest/{source}",
+            post(ingest::ingest).layer(DefaultBodyLimit::max(max_body)),
+        )
         .with_state(state)
 }
 

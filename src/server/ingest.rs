@@ -1,0 +1,197 @@
+//! `POST /ingest/<source>`: a monitor's own webhook body → its alerts →
+//! the routes they take → jobs, each confirmed by the broker before the
+//! answer.
+//!
+//! Answers (never 200-and-drop): `202` with the job ids once every job is
+//! durable; `400` with the JSON path of what cannot be read; `401` for a
+//! missing or wrong credential (counted, never logged); `404` for a source
+//! not in `[ingest]`; `413` over the source's `max_body`; `503` when the
+//! broker did not confirm (the monitor's retry, or its next notification,
+//! brings the alerts again; job ids are stable, so nothing is sent twice).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tracing::{info, warn};
+
+use super::HttpState;
+use crate::broker::publisher::Publisher;
+use crate::broker::JOB_KEY;
+use crate::config::Config;
+use crate::metrics::{IngestLabels, Metrics, SourceLabels};
+
+/// What `/ingest/<source>` needs: the config (sources, routes,
+/// destinations) and the broker.
+pub struct IngestEndpoint {
+    pub config: Arc<Config>,
+    pub publisher: Publisher,
+}
+
+impl IngestEndpoint {
+    /// The largest body any source may send.
+    pub fn max_body(&self) -> usize {
+        self.config
+            .ingest
+            .values()
+            .map(|s| s.max_body)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct TokenQuery {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+pub(super) async fn ingest(
+    State(state): State<HttpState>,
+    Path(source): Path<String>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let metrics = state.metrics.clone();
+    let Some(endpoint) = state.ingest.clone() else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            json!({"error": "this server takes no alerts from monitors ([ingest] is not configured)"}),
+        );
+    };
+    let Some(settings) = endpoint.config.ingest.get(&source) else {
+        count(metrics.as_deref(), "unknown", "unknown_source");
+        let known: Vec<&String> = endpoint.config.ingest.keys().collect();
+        return answer(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("{source:?} is not a configured source (configured: {known:?})")}),
+        );
+    };
+    if !authorized(&headers, query.token.as_deref(), settings.token.expose()) {
+        count(metrics.as_deref(), &source, "unauthorized");
+        warn!(message = "Ingest refused: missing or wrong credential.", source = %source);
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "missing or wrong credential"}),
+        );
+    }
+    if body.len() > settings.max_body {
+        count(metrics.as_deref(), &source, "too_large");
+        return answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": format!("the body is {} bytes, over this source's max_body of {}", body.len(), settings.max_body)}),
+        );
+    }
+    let now = chrono::Utc::now();
+    let parsed = match settings.kind.parse(&body, now) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            count(metrics.as_deref(), &source, "unreadable");
+            return answer(
+                StatusCode::BAD_REQUEST,
+                json!({"error": e.to_string(), "path": e.path}),
+            );
+        }
+    };
+    let config = &endpoint.config;
+    let mut jobs = Vec::new();
+    for incoming in &parsed.alerts {
+        for routed in config.routes.jobs(&source, incoming, now) {
+            if let Err(e) = crate::validate::validate(&routed.job, config) {
+                count(metrics.as_deref(), &source, "invalid");
+                return answer(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("an alert makes no valid job: {e}")}),
+                );
+            }
+            jobs.push(routed.job);
+        }
+    }
+    let published = futures::future::join_all(jobs.iter().map(|job| {
+        let body = serde_json::to_vec(job).unwrap_or_default();
+        let publisher = &endpoint.publisher;
+        async move { publisher.publish(JOB_KEY, &job.id, &body).await }
+    }))
+    .await;
+    if let Some(Err(e)) = published.into_iter().find(Result::is_err) {
+        count(metrics.as_deref(), &source, "unavailable");
+        warn!(message = "Ingest answered 503: the broker did not confirm every job.", source = %source, jobs = jobs.len(), error = %e);
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": format!("the broker did not confirm: {e}")}),
+        );
+    }
+    count(metrics.as_deref(), &source, "accepted");
+    if let Some(m) = metrics.as_deref() {
+        let labels = SourceLabels {
+            source: source.clone(),
+        };
+        m.ingest_alerts
+            .get_or_create(&labels)
+            .inc_by(parsed.alerts.len() as u64);
+        m.ingest_jobs
+            .get_or_create(&labels)
+            .inc_by(jobs.len() as u64);
+        m.ingest_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+    }
+    info!(message = "Ingested.", source = %source, alerts = parsed.alerts.len(), jobs = jobs.len(), truncated = parsed.truncated);
+    let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    answer(
+        StatusCode::ACCEPTED,
+        json!({
+            "alerts": parsed.alerts.len(),
+            "jobs": ids,
+            "truncated": parsed.truncated,
+            "notes": parsed.notes,
+        }),
+    )
+}
+
+/// The token as a bearer, as basic auth's password, or in the URL; each
+/// compared in constant time.
+fn authorized(headers: &HeaderMap, query: Option<&str>, token: &str) -> bool {
+    let same = |given: &str| bool::from(given.as_bytes().ct_eq(token.as_bytes()));
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            if let Some(bearer) = v.strip_prefix("Bearer ") {
+                return Some(bearer.trim().to_string());
+            }
+            let basic = v.strip_prefix("Basic ")?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(basic.trim())
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            text.split_once(':')
+                .map(|(_, password)| password.to_string())
+        });
+    from_header.as_deref().is_some_and(same) || query.is_some_and(same)
+}
+
+fn count(metrics: Option<&Metrics>, source: &str, outcome: &'static str) {
+    if let Some(m) = metrics {
+        m.ingest_bodies
+            .get_or_create(&IngestLabels {
+                source: source.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
