@@ -14,6 +14,7 @@ mod ingest;
 mod jobs;
 mod limits;
 mod modules;
+mod monitors;
 mod render;
 mod resilience;
 mod secrets;

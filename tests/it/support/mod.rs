@@ -4,6 +4,7 @@
 pub mod celery;
 pub mod forward;
 pub mod grafana;
+pub mod monitors;
 pub mod prometheusalert;
 pub mod rabbit;
 pub mod receiver;
