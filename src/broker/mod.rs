@@ -20,6 +20,7 @@ use std::time::Duration;
 pub mod dead;
 pub mod headers;
 pub mod publisher;
+pub mod spool;
 pub mod topology;
 
 pub use headers::*;

@@ -340,16 +340,39 @@ fn action_endpoint(config: &Config) -> Option<std::sync::Arc<fanout::server::Act
     }))
 }
 
-/// `/ingest/<source>` works where `[ingest]` (which needs `[broker]`) is set.
-fn ingest_endpoint(config: &Config) -> Option<std::sync::Arc<fanout::server::IngestEndpoint>> {
+/// `/ingest/<source>` works where `[ingest]` (which needs `[broker]`) is
+/// set; its spool is opened and drained from here on. Err: the spool
+/// cannot be opened.
+fn ingest_endpoint(
+    config: &Config,
+) -> anyhow::Result<Option<std::sync::Arc<fanout::server::IngestEndpoint>>> {
+    use std::sync::Arc;
     if config.ingest.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let broker = config.broker.clone()?;
-    Some(std::sync::Arc::new(fanout::server::IngestEndpoint {
-        config: std::sync::Arc::new(config.clone()),
-        publisher: fanout::broker::publisher::Publisher::new(broker),
-    }))
+    let Some(broker) = config.broker.clone() else {
+        return Ok(None);
+    };
+    let publisher = Arc::new(fanout::broker::publisher::Publisher::new(broker));
+    let spool = match config.spool.max_jobs {
+        0 => None,
+        max => {
+            let spool = fanout::broker::spool::Spool::open(&config.spool.path, max)
+                .with_context(|| "[spool] cannot be opened")?;
+            let spool = Arc::new(spool);
+            tokio::spawn(fanout::broker::spool::drain(
+                spool.clone(),
+                publisher.clone(),
+                std::time::Duration::from_millis(500),
+            ));
+            Some(spool)
+        }
+    };
+    Ok(Some(Arc::new(fanout::server::IngestEndpoint {
+        config: Arc::new(config.clone()),
+        publisher,
+        spool,
+    })))
 }
 
 /// SIGINT or SIGTERM.

@@ -25,10 +25,17 @@ pub(super) async fn serve(config_path: Option<&Path>) -> u8 {
             return SOME_FAILED;
         }
     };
+    let ingest = match ingest_endpoint(&config) {
+        Ok(ingest) => ingest,
+        Err(e) => {
+            eprintln!("fanout: config {}: {e:#}", config.source);
+            return BAD_INPUT;
+        }
+    };
     let state = HttpState {
         images,
         actions: action_endpoint(&config),
-        ingest: ingest_endpoint(&config),
+        ingest,
         ..HttpState::default()
     };
     match fanout::server::serve(listener, state, shutdown_signal()).await {

@@ -49,6 +49,19 @@ pub struct Config {
     pub routes: crate::route::Routes,
     /// `[ingest.<source>]`: the monitors that may post to `/ingest/<source>`.
     pub ingest: crate::ingest::config::IngestConfig,
+    /// `[spool]`: where ingested jobs wait while the broker is away.
+    pub spool: SpoolConfig,
+}
+
+/// `[spool]`: the local file that keeps ingested jobs while the broker is
+/// down or slow ([`crate::broker::spool`]).
+#[derive(Clone, Debug)]
+pub struct SpoolConfig {
+    /// Default `fanout-spool.sqlite` in the working directory.
+    pub path: PathBuf,
+    /// The most jobs it keeps (default 100,000); 0 turns it off, and
+    /// `/ingest` answers 503 while the broker is away.
+    pub max_jobs: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -251,6 +264,24 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
             );
         }
     }
+    let spool = match root.table("spool") {
+        None => SpoolConfig {
+            path: PathBuf::from("fanout-spool.sqlite"),
+            max_jobs: 100_000,
+        },
+        Some(s) => {
+            let spool = SpoolConfig {
+                path: s
+                    .string("path")
+                    .map_or_else(|| PathBuf::from("fanout-spool.sqlite"), PathBuf::from),
+                max_jobs: s
+                    .integer("max_jobs", 0, 100_000_000)
+                    .map_or(100_000, |n| n as u64),
+            };
+            s.finish();
+            spool
+        }
+    };
     Some(Config {
         source: source.to_string(),
         http: http?,
@@ -263,6 +294,7 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
         destinations: destinations?,
         routes: routes?,
         ingest: ingest?,
+        spool,
     })
 }
 

@@ -10,7 +10,7 @@
 //! brings the alerts again; job ids are stable, so nothing is sent twice).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 use super::HttpState;
 use crate::broker::publisher::Publisher;
+use crate::broker::spool::{Spool, Spooled};
 use crate::broker::JOB_KEY;
 use crate::config::Config;
 use crate::metrics::{IngestLabels, Metrics, SourceLabels};
@@ -33,8 +34,14 @@ use crate::metrics::{IngestLabels, Metrics, SourceLabels};
 /// destinations) and the broker.
 pub struct IngestEndpoint {
     pub config: Arc<Config>,
-    pub publisher: Publisher,
+    pub publisher: Arc<Publisher>,
+    /// Where jobs wait while the broker is away; `None`: answer 503.
+    pub spool: Option<Arc<Spool>>,
 }
+
+/// How long the broker has to confirm a body's jobs before they go to
+/// the spool.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(5);
 
 impl IngestEndpoint {
     /// The largest body any source may send.
@@ -117,20 +124,14 @@ pub(super) async fn ingest(
             jobs.push(routed.job);
         }
     }
-    let published = futures::future::join_all(jobs.iter().map(|job| {
-        let body = serde_json::to_vec(job).unwrap_or_default();
-        let publisher = &endpoint.publisher;
-        async move { publisher.publish(JOB_KEY, &job.id, &body).await }
-    }))
-    .await;
-    if let Some(Err(e)) = published.into_iter().find(Result::is_err) {
-        count(metrics.as_deref(), &source, "unavailable");
-        warn!(message = "Ingest answered 503: the broker did not confirm every job.", source = %source, jobs = jobs.len(), error = %e);
-        return answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"error": format!("the broker did not confirm: {e}")}),
-        );
-    }
+    let spooled = match make_durable(&endpoint, &jobs).await {
+        Ok(spooled) => spooled,
+        Err(why) => {
+            count(metrics.as_deref(), &source, "unavailable");
+            tracing::error!(message = "Ingest answered 503: jobs are neither confirmed by the broker nor spooled.", source = %source, jobs = jobs.len(), error = %why);
+            return answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": why}));
+        }
+    };
     count(metrics.as_deref(), &source, "accepted");
     if let Some(m) = metrics.as_deref() {
         let labels = SourceLabels {
@@ -153,10 +154,69 @@ pub(super) async fn ingest(
         json!({
             "alerts": parsed.alerts.len(),
             "jobs": ids,
+            "spooled": spooled,
             "truncated": parsed.truncated,
             "notes": parsed.notes,
         }),
     )
+}
+
+/// Every job confirmed by the broker, or kept in the spool: how many were
+/// spooled. While the spool holds anything, new jobs queue behind it, in
+/// order. Err: neither (no spool, or it is full), with why.
+async fn make_durable(
+    endpoint: &IngestEndpoint,
+    jobs: &[crate::job::Job],
+) -> Result<usize, String> {
+    let spool_item = |job: &crate::job::Job| Spooled {
+        routing_key: JOB_KEY.to_string(),
+        id: job.id.clone(),
+        body: serde_json::to_vec(job).unwrap_or_default(),
+    };
+    let waiting = match &endpoint.spool {
+        Some(spool) => {
+            let spool = spool.clone();
+            !tokio::task::spawn_blocking(move || spool.is_empty())
+                .await
+                .unwrap_or(false)
+        }
+        None => false,
+    };
+    let unconfirmed: Vec<Spooled> = if waiting {
+        jobs.iter().map(spool_item).collect()
+    } else {
+        let published = tokio::time::timeout(
+            CONFIRM_WITHIN,
+            futures::future::join_all(jobs.iter().map(|job| {
+                let body = serde_json::to_vec(job).unwrap_or_default();
+                let publisher = &endpoint.publisher;
+                async move { publisher.publish(JOB_KEY, &job.id, &body).await.is_ok() }
+            })),
+        )
+        .await
+        .unwrap_or_else(|_| vec![false; jobs.len()]);
+        jobs.iter()
+            .zip(published)
+            .filter(|(_, ok)| !ok)
+            .map(|(job, _)| spool_item(job))
+            .collect()
+    };
+    if unconfirmed.is_empty() {
+        return Ok(0);
+    }
+    let Some(spool) = endpoint.spool.clone() else {
+        return Err("the broker did not confirm every job, and [spool] is off".into());
+    };
+    let n = unconfirmed.len();
+    tokio::task::spawn_blocking(move || spool.push(&unconfirmed))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("the broker did not confirm every job, and the {e}"))?;
+    warn!(
+        message = "Jobs spooled: the broker did not confirm them in time.",
+        jobs = n
+    );
+    Ok(n)
 }
 
 /// The token as a bearer, as basic auth's password, or in the URL; each

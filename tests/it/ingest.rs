@@ -379,3 +379,122 @@ mod endpoint {
         assert!(!worker.log_text().contains("wrong-token-000000"));
     }
 }
+
+mod spool {
+    //! While the broker is away, `/ingest` answers 202 from the spool; the
+    //! jobs reach the broker, in order and each once, when it is back,
+    //! even across a `kill -9` of the server holding them.
+
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use crate::support::forward::Forwarder;
+    use crate::support::rabbit::Declared;
+    use crate::support::receiver::Receiver;
+    use crate::support::worker::{config_text, WorkerProcess};
+    use crate::support::{free_port, wait_for, write_file};
+
+    const TOKEN: &str = "spool-token-0a1b2c3d4e5f";
+
+    /// `fanout serve`, killed (SIGKILL) when dropped.
+    struct Server(Child);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn serve(dir: &std::path::Path, cfg: &str, port: u16, name: &str) -> Server {
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_fanout"))
+            .args(["serve", "--config", cfg])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("fanout serve");
+        let server = Server(child);
+        wait_for("fanout serve to answer", Duration::from_secs(20), || {
+            reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz"))
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(drop)
+        });
+        server
+    }
+
+    fn post(port: u16, body: Vec<u8>) -> serde_json::Value {
+        let response = reqwest::blocking::Client::new()
+            .post(format!("http://127.0.0.1:{port}/ingest/alertmanager"))
+            .bearer_auth(TOKEN)
+            .timeout(Duration::from_secs(30))
+            .body(body)
+            .send()
+            .expect("an answer");
+        assert_eq!(response.status().as_u16(), 202);
+        response.json().unwrap()
+    }
+
+    #[test]
+    fn bodies_posted_while_the_broker_is_away_are_delivered_once_it_is_back() {
+        let declared = Declared::new();
+        let receiver = Receiver::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let routes = "[[routes]]\ntargets = [{ destination = \"hook\" }]\n";
+        // The worker reaches RabbitMQ; the server only through a port on
+        // which nothing listens yet.
+        let worker_cfg = write_file(
+            dir.path(),
+            "worker.toml",
+            &config_text(
+                &declared,
+                &receiver,
+                "127.0.0.1:0",
+                "[store]\nurl = \"sqlite://state.db\"\n",
+            ),
+        );
+        let _worker = WorkerProcess::start(dir.path(), &worker_cfg);
+        let (broker_port, http_port) = (free_port(), free_port());
+        let server_text = config_text(
+            &declared,
+            &receiver,
+            &format!("127.0.0.1:{http_port}"),
+            &format!("[ingest.alertmanager]\ntoken = \"{TOKEN}\"\n\n[spool]\npath = \"spool.sqlite\"\n\n{routes}"),
+        )
+        .replace("127.0.0.1:5672", &format!("127.0.0.1:{broker_port}"));
+        let server_cfg = write_file(dir.path(), "server.toml", &server_text);
+        let server = serve(dir.path(), &server_cfg, http_port, "serve-1");
+
+        let fixture = |name: &str| std::fs::read(super::fixture("alertmanager", name)).unwrap();
+        let first = post(http_port, fixture("firing.json"));
+        assert_eq!(first["spooled"], 1, "{first}");
+        let second = post(http_port, fixture("mixed.json"));
+        assert_eq!(second["spooled"], 2, "{second}");
+        assert!(receiver.received().is_empty());
+
+        // The server dies holding them; the broker comes back; a new
+        // server on the same spool sends them on.
+        drop(server);
+        let _broker = Forwarder::start(broker_port, "127.0.0.1:5672");
+        let _server = serve(dir.path(), &server_cfg, http_port, "serve-2");
+        let got = wait_for(
+            "the three alerts at the sink",
+            Duration::from_secs(60),
+            || {
+                let got = receiver.received();
+                (got.len() >= 3).then_some(got)
+            },
+        );
+        let mut ids: Vec<String> = got
+            .iter()
+            .map(|r| r.headers["x-fanout-delivery"].to_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "each delivered once: {ids:?}");
+        let log = std::fs::read_to_string(dir.path().join("serve-2.log")).unwrap_or_default();
+        assert!(log.contains("Published spooled jobs."), "{log}");
+    }
+}
