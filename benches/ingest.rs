@@ -1,0 +1,255 @@
+//! `cargo bench --bench ingest`: Alertmanager-shaped bodies (1 and 20
+//! alerts each) posted to `fanout serve`'s `/ingest/alertmanager` on
+//! loopback with keep-alive, every job confirmed by the machine's RabbitMQ
+//! before the answer; side by side in one run with the broker's own
+//! confirmed-publish ceiling for the same job messages (the same queue
+//! path: the prefix's jobs quorum queue, the same concurrency).
+//!
+//! Prints alerts/s and answer latency (p50/p99) for each body size, the
+//! ratio to the ceiling, and p99 at a steady half of the one-alert rate.
+//! Knobs: FANOUT_BENCH_POSTS (default 4000 one-alert posts; a fifth as
+//! many 20-alert posts), FANOUT_BENCH_CONCURRENCY (default 16).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const TOKEN: &str = "bench-ingest-token-0123456789";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An Alertmanager group of `n` alerts, each with its own fingerprint.
+fn body(post: usize, n: usize) -> Vec<u8> {
+    let alerts: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "status": "firing",
+                "labels": {"alertname": "CheckoutLatencyHigh", "instance": format!("checkout-{i}"), "severity": "critical", "team": "payments"},
+                "annotations": {"summary": "Checkout p99 above 2s", "description": "p99 is 2.4s"},
+                "startsAt": "2026-11-30T08:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph?g0.expr=checkout_p99",
+                "fingerprint": format!("{:08x}{:08x}", post, i),
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "version": "4", "groupKey": "{}:{alertname=\"CheckoutLatencyHigh\"}", "truncatedAlerts": 0,
+        "status": "firing", "receiver": "fanout", "externalURL": "http://alertmanager:9093",
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "alerts": alerts,
+    }))
+    .unwrap()
+}
+
+struct Run {
+    alerts_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+/// `posts` bodies of `size` alerts, `concurrency` at a time, or (with
+/// `rate`) one every 1/rate seconds.
+async fn post_all(
+    port: u16,
+    first: usize,
+    posts: usize,
+    size: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+) -> Run {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/ingest/alertmanager");
+    let bodies: Vec<Vec<u8>> = (0..posts).map(|i| body(first + i, size)).collect();
+    let started = Instant::now();
+    let latencies: Vec<f64> = futures::stream::iter(bodies.into_iter().enumerate())
+        .map(|(i, b)| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                if let Some(rate) = rate {
+                    let at = started + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                let sent = Instant::now();
+                let r = client
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .body(b)
+                    .send()
+                    .await
+                    .expect("an answer");
+                assert_eq!(r.status().as_u16(), 202, "{:?}", r.text().await);
+                sent.elapsed().as_secs_f64() * 1000.0
+            }
+        })
+        .buffer_unordered(if rate.is_some() { 256 } else { concurrency })
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut sorted = latencies;
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    Run {
+        alerts_per_s: (posts * size) as f64 / elapsed,
+        p50_ms: percentile(&sorted, 0.5),
+        p99_ms: percentile(&sorted, 0.99),
+    }
+}
+
+/// The broker alone: the same job messages published with confirms to the
+/// same exchange and key, `concurrency` in flight.
+async fn ceiling(prefix: &str, messages: usize, concurrency: usize) -> f64 {
+    let conn = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ");
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let exchange = fanout::broker::Topology::new(prefix).exchange;
+    let job = serde_json::to_vec(&serde_json::json!({
+        "version": 1, "id": "ceiling", "alert": {"group_id": "g", "title": "Checkout p99 above 2s",
+        "labels": {"alertname": "CheckoutLatencyHigh"}}, "targets": [{"destination": "hook"}]
+    }))
+    .unwrap();
+    let channel = Arc::new(channel);
+    let started = Instant::now();
+    futures::stream::iter(0..messages)
+        .map(|_| {
+            let (channel, exchange, job) = (channel.clone(), exchange.clone(), job.clone());
+            async move {
+                channel
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        fanout::broker::JOB_KEY.into(),
+                        BasicPublishOptions::default(),
+                        &job,
+                        BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<()>>()
+        .await;
+    messages as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let posts: usize = std::env::var("FANOUT_BENCH_POSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
+    let concurrency: usize = std::env::var("FANOUT_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let prefix = format!("bench-ingest-{}-", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "[http]\nlisten = \"127.0.0.1:{port}\"\n\n[broker]\nurl = \"{URL}\"\nprefix = \"{prefix}\"\n\n\
+         [ingest.alertmanager]\ntoken = \"{TOKEN}\"\n\n[spool]\npath = \"spool.sqlite\"\n\n\
+         [[routes]]\ntargets = [{{ destination = \"hook\" }}]\n\n\
+         [destinations.hook]\nchannel = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n"
+    );
+    std::fs::write(dir.path().join("fanout.toml"), config).unwrap();
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_fanout"))
+            .args(["serve", "--config", "fanout.toml"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("fanout serve"),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let health = format!("http://127.0.0.1:{port}/healthz");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::get(&health).await.is_err() {
+            assert!(Instant::now() < deadline, "fanout serve did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Warm: the first post opens the broker connection and declares.
+        post_all(port, 0, 20, 1, 4, None).await;
+    });
+    println!("ingest: {posts} one-alert and {} twenty-alert Alertmanager bodies, {concurrency} in flight, each job confirmed", posts / 5);
+    let (one, twenty, broker) = rt.block_on(async {
+        let one = post_all(port, 1_000_000, posts, 1, concurrency, None).await;
+        let twenty = post_all(port, 2_000_000, posts / 5, 20, concurrency, None).await;
+        let broker = ceiling(&prefix, posts, concurrency).await;
+        (one, twenty, broker)
+    });
+    println!("run                                alerts/s   p50 ms   p99 ms   × broker ceiling");
+    println!("broker ceiling (confirmed publish)  {broker:>8.0}        -        -   1.00");
+    for (name, r) in [
+        ("fanout, 1 alert per body", &one),
+        ("fanout, 20 alerts per body", &twenty),
+    ] {
+        println!(
+            "{name:<34}  {:>8.0} {:>8.1} {:>8.1}   {:.2}",
+            r.alerts_per_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.alerts_per_s / broker
+        );
+    }
+    let half = one.alerts_per_s / 2.0;
+    let steady = rt.block_on(post_all(
+        port,
+        3_000_000,
+        (half * 20.0) as usize,
+        1,
+        concurrency,
+        Some(half),
+    ));
+    println!(
+        "fanout at a steady {half:.0} alerts/s for 20 s (half of peak, 1 alert per body): p50 {:.1} ms, p99 {:.1} ms",
+        steady.p50_ms, steady.p99_ms
+    );
+    drop(server);
+    rt.block_on(async {
+        let conn = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        let topology = fanout::broker::Topology::new(&prefix);
+        for q in topology.queues() {
+            let _ = channel
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for x in topology.exchanges() {
+            let _ = channel
+                .exchange_delete(x.as_str().into(), Default::default())
+                .await;
+        }
+    });
+}
