@@ -126,3 +126,64 @@ fn a_prometheus_rule_pages_through_alertmanager_and_fanout_and_resolves() {
         am.log_text()
     );
 }
+
+#[test]
+fn the_panel_a_grafana_alert_names_is_rendered_into_its_page() {
+    use crate::support::grafana::{FakeGrafana, Options as GrafanaOptions};
+    use mail_parser::{MessageParser, MimeHeaders};
+
+    let declared = Declared::new();
+    let grafana = FakeGrafana::start(GrafanaOptions::default());
+    let sink = Receiver::start(&[]);
+    let smtp = SmtpServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!(
+        "[store]\nurl = \"sqlite://state.db\"\n\n\
+         [render]\nignore_https_errors = true\n\n[render.grafana]\nurl = \"{}\"\ntoken = \"{}\"\n\n\
+         [ingest.grafana]\ntoken = \"{TOKEN}\"\n\n\
+         [[routes]]\ntargets = [{{ destination = \"oncall-mail\" }}]\n\n\
+         [destinations.oncall-mail]\nchannel = \"email\"\nsmtp_url = \"smtp://127.0.0.1:{}\"\n\
+         from = \"fanout@example.com\"\nto = [\"oncall@example.com\"]\n",
+        grafana.url, grafana.token, smtp.port
+    );
+    let text = config_text(&declared, &sink, &format!("127.0.0.1:{port}"), &extra);
+    let cfg = write_file(dir.path(), "fanout.toml", &text);
+    let _worker = WorkerProcess::start(dir.path(), &cfg);
+
+    // The documented Grafana body, its first alert: it names panel 7.
+    let fixture = crate::support::repo().join("tests/data/ingest/grafana/panel.json");
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    let first = body["alerts"][0].clone();
+    body["alerts"] = serde_json::json!([first]);
+    let response = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{port}/ingest/grafana"))
+        .bearer_auth(TOKEN)
+        .timeout(Duration::from_secs(30))
+        .body(serde_json::to_vec(&body).unwrap())
+        .send()
+        .expect("an answer");
+    assert_eq!(response.status().as_u16(), 202);
+
+    let mail = smtp.wait_for_messages(1);
+    let message = MessageParser::default().parse(&mail[0].raw).unwrap();
+    let image = message
+        .parts
+        .iter()
+        .find(|p| p.content_id().is_some_and(|c| c.starts_with("chart0.")))
+        .expect("the panel is inline in the page");
+    let (w, h, drawn) = crate::render::count_colour(image.contents(), [0xff, 0x57, 0x22]);
+    assert_eq!((w, h), (1000, 500));
+    assert!(drawn > 2_000, "the panel's data is drawn ({drawn} pixels)");
+    // Grafana was asked for the alert's own dashboard, with the token.
+    assert!(
+        grafana
+            .requests()
+            .iter()
+            .any(|(path, auth)| path.starts_with("/d-solo/checkout-svc")
+                && auth.as_deref() == Some(&format!("Bearer {}", grafana.token))),
+        "{:?}",
+        grafana.requests()
+    );
+}
