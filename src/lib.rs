@@ -19,8 +19,8 @@
 //! | decode | [`job`] | bytes → [`job::Job`] or [`job::Signal`] (native, Celery), times settled |
 //! | | [`rate`] | rate-limit slots (a destination's `20/min`) |
 //! | | [`delivery`], [`plan`] | the words every later stage shares: one [`delivery::Delivery`] to one target, its chart images, a send's outcome and its typed error; one planned delivery per target |
-//! | | [`ingest`] | a monitor's own webhook body (Alertmanager, …) → the alerts it carries |
 //! | | [`retry`], [`template`], [`outbox`], [`store`] | retry policy; minijinja, bounded and fitted to vendor limits; what would be sent, on disk; the notification log and group state |
+//! | | [`ingest`] | a monitor's own webhook body (Alertmanager, …) → the alerts it carries |
 //! | plan, deliver | [`chain`], [`channels`], [`images`], [`suppress`] | escalation steps of an alert group; one folder per channel (email, webhook, WeCom, PrometheusAlert, Slack); PNGs behind signed or presigned URLs; repeats held back in a window |
 //! | render | [`render`] | charts, once per job, in a warm Chromium pool behind an origin gate |
 //! | | [`route`] | `[[routes]]` and `[escalations.NAME]`: the targets, policy and suppression an alert from a monitor gets, and the job it becomes |

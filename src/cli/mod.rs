@@ -187,7 +187,7 @@ enum Command {
     ///
     /// Exit status: 0 read, 2 a body that cannot be read, an unknown source or a bad config.
     RouteTest {
-        /// The monitor: alertmanager, grafana, graylog or skywalking.
+        /// The monitor: alertmanager, grafana, graylog, skywalking or generic.
         source: String,
         /// The body: a JSON file, or `-` for standard input.
         file: String,

@@ -31,7 +31,8 @@ pub(super) async fn route_test(
             return BAD_INPUT;
         }
     };
-    let parsed = match kind.parse(&body, chrono::Utc::now()) {
+    let mapping = config.ingest.get(source).and_then(|s| s.mapping.as_ref());
+    let parsed = match kind.parse_configured(&body, chrono::Utc::now(), mapping) {
         Ok(parsed) => parsed,
         Err(e) => {
             eprintln!("fanout: {e}");

@@ -24,6 +24,8 @@ pub struct SourceSettings {
     pub token: Secret,
     /// Bytes; a larger body is answered 413.
     pub max_body: usize,
+    /// `generic` only: how its JSON maps to alerts.
+    pub mapping: Option<super::generic::Mapping>,
 }
 
 /// Every configured source, by name.
@@ -66,6 +68,10 @@ pub fn read_ingest(section: &Section, broker: bool) -> Option<IngestConfig> {
         let max_body = s
             .integer("max_body", 1024, 1 << 30)
             .map_or(DEFAULT_MAX_BODY, |n| n as usize);
+        let mapping = (kind == SourceKind::Generic).then(|| read_mapping(&s));
+        if mapping.as_ref().is_some_and(Option::is_none) {
+            ok = false;
+        }
         if !broker {
             s.error(
                 "token",
@@ -82,9 +88,56 @@ pub fn read_ingest(section: &Section, broker: bool) -> Option<IngestConfig> {
                     kind,
                     token,
                     max_body,
+                    mapping: mapping.flatten(),
                 },
             );
         }
     }
     ok.then_some(sources)
+}
+
+/// `[ingest.generic]`'s templates, each compiled now so a typo stops the
+/// start naming its key.
+fn read_mapping(s: &Section) -> Option<super::generic::Mapping> {
+    let mut ok = true;
+    let mut template = |key: &str| {
+        let source = s.string(key)?;
+        if let Err(e) = minijinja::Environment::new().template_from_str(&source) {
+            s.error(key, format!("is not a template: {e}"), None);
+            ok = false;
+        }
+        Some(source)
+    };
+    let mapping = super::generic::Mapping {
+        items: s.string("items"),
+        title: template("title"),
+        message: template("message"),
+        severity: template("severity"),
+        status: template("status"),
+        group_key: template("group_key"),
+        started_at: template("started_at"),
+        source_url: template("source_url"),
+        labels: s.string_map("labels").unwrap_or_default(),
+    };
+    if let Some(pointer) = &mapping.items {
+        if !pointer.is_empty() && !pointer.starts_with('/') {
+            s.error(
+                "items",
+                "is a JSON pointer: it starts with `/` (e.g. \"/data/alerts\")",
+                None,
+            );
+            ok = false;
+        }
+    }
+    for (name, source) in &mapping.labels {
+        if let Err(e) = minijinja::Environment::new().template_from_str(source) {
+            s.error(
+                &format!("labels.{name}"),
+                format!("is not a template: {e}"),
+                None,
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(mapping)
 }

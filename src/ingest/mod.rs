@@ -186,9 +186,24 @@ registry! {
     SkyWalking => skywalking::SkyWalking,
     Grafana => grafana::Grafana,
     Graylog => graylog::Graylog,
+    Generic => generic::Generic,
 }
 
 impl SourceKind {
+    /// [`SourceKind::parse`], with the `generic` source's `[ingest.generic]`
+    /// mapping when there is one (the only source configured this way).
+    pub fn parse_configured(
+        self,
+        body: &[u8],
+        now: DateTime<Utc>,
+        mapping: Option<&generic::Mapping>,
+    ) -> Result<Parsed, IngestError> {
+        match (self, mapping) {
+            (SourceKind::Generic, Some(mapping)) => generic::parse_mapped(body, now, mapping),
+            _ => self.parse(body, now),
+        }
+    }
+
     /// The source called `name` (`alertmanager`, …).
     pub fn named(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|k| k.name() == name)

@@ -100,7 +100,10 @@ pub(super) async fn ingest(
         );
     }
     let now = chrono::Utc::now();
-    let parsed = match settings.kind.parse(&body, now) {
+    let parsed = match settings
+        .kind
+        .parse_configured(&body, now, settings.mapping.as_ref())
+    {
         Ok(parsed) => parsed,
         Err(e) => {
             count(metrics.as_deref(), &source, "unreadable");

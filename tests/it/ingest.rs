@@ -498,3 +498,48 @@ mod spool {
         assert!(log.contains("Published spooled jobs."), "{log}");
     }
 }
+
+#[test]
+fn route_test_maps_any_json_with_the_generic_sources_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::write_file(
+        dir.path(),
+        "fanout.toml",
+        r#"
+[broker]
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+
+[ingest.generic]
+token = "a-long-enough-token-1234"
+title = "{{ item.monitor.name }} is {{ 'down' if item.heartbeat.status == 0 else 'up' }}"
+status = "{{ 'firing' if item.heartbeat.status == 0 else 'resolved' }}"
+group_key = "kuma-{{ item.monitor.id }}"
+labels = { monitor = "{{ item.monitor.name }}" }
+
+[[routes]]
+targets = [{ destination = "hook" }]
+
+[destinations.hook]
+channel = "webhook"
+url = "http://127.0.0.1:9/hook"
+"#,
+    );
+    let body = fixture("generic", "kuma.json");
+    let run = crate::support::fanout_in(
+        dir.path(),
+        &["route-test", "generic", &body, "--config", &config],
+        None,
+        &[],
+    );
+    run.assert_code(0);
+    assert!(
+        run.stdout
+            .contains("firing    warning   checkout-api is down"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("labels   monitor=checkout-api"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("route    routes[0] (default)"), "{run}");
+}
