@@ -375,6 +375,16 @@ fn ingest_endpoint(
     })))
 }
 
+/// [`ingest_endpoint`], its error said for a person: `None` when it
+/// cannot be opened (the caller exits with [`BAD_INPUT`]).
+fn ingest_or_say(
+    config: &Config,
+) -> Option<Option<std::sync::Arc<fanout::server::IngestEndpoint>>> {
+    ingest_endpoint(config)
+        .map_err(|e| eprintln!("fanout: config {}: {e:#}", config.source))
+        .ok()
+}
+
 /// SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -25,12 +25,8 @@ pub(super) async fn serve(config_path: Option<&Path>) -> u8 {
             return SOME_FAILED;
         }
     };
-    let ingest = match ingest_endpoint(&config) {
-        Ok(ingest) => ingest,
-        Err(e) => {
-            eprintln!("fanout: config {}: {e:#}", config.source);
-            return BAD_INPUT;
-        }
+    let Some(ingest) = ingest_or_say(&config) else {
+        return BAD_INPUT;
     };
     let state = HttpState {
         images,

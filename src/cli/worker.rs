@@ -44,12 +44,8 @@ pub(super) async fn worker(
     // The HTTP server comes first: while the worker waits for its broker
     // or store, /healthz answers and /readyz says 503.
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ingest = match ingest_endpoint(&config) {
-        Ok(ingest) => ingest,
-        Err(e) => {
-            eprintln!("fanout: config {}: {e:#}", config.source);
-            return BAD_INPUT;
-        }
+    let Some(ingest) = ingest_or_say(&config) else {
+        return BAD_INPUT;
     };
     let state = HttpState {
         images,

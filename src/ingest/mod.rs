@@ -45,6 +45,21 @@ pub struct Incoming {
     pub charts: Vec<crate::job::Chart>,
 }
 
+impl Incoming {
+    /// `alert`, named `fingerprint` at its source, with no annotations,
+    /// links or charts yet.
+    pub fn new(alert: Alert, fingerprint: String) -> Self {
+        Self {
+            alert,
+            annotations: BTreeMap::new(),
+            fingerprint,
+            silence_url: None,
+            runbook_url: None,
+            charts: Vec::new(),
+        }
+    }
+}
+
 /// What one body yields.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Parsed {

@@ -161,14 +161,7 @@ pub fn parse_mapped(
             .filter(|u| !u.is_empty());
         a.labels = labels;
         a.payload = item;
-        parsed.alerts.push(Incoming {
-            fingerprint: key,
-            alert: a,
-            annotations: BTreeMap::new(),
-            silence_url: None,
-            runbook_url: None,
-            charts: Vec::new(),
-        });
+        parsed.alerts.push(Incoming::new(a, key));
     }
     Ok(parsed)
 }

@@ -133,14 +133,7 @@ impl Source for Graylog {
             ));
         }
         a.payload = raw;
-        parsed.alerts.push(Incoming {
-            fingerprint: event.id,
-            alert: a,
-            annotations: BTreeMap::new(),
-            silence_url: None,
-            runbook_url: None,
-            charts: Vec::new(),
-        });
+        parsed.alerts.push(Incoming::new(a, event.id));
         Ok(parsed)
     }
 }

@@ -175,14 +175,7 @@ fn incoming(alarm: Alarm, raw: Value, notes: &mut Vec<String>) -> Incoming {
         .recovery_time
         .and_then(crate::clock::instant::from_epoch_int);
     a.payload = raw;
-    Incoming {
-        fingerprint: alarm.uuid.filter(|u| !u.is_empty()).unwrap_or(key),
-        alert: a,
-        annotations: BTreeMap::new(),
-        silence_url: None,
-        runbook_url: None,
-        charts: Vec::new(),
-    }
+    Incoming::new(a, alarm.uuid.filter(|u| !u.is_empty()).unwrap_or(key))
 }
 
 /// `DefaultScopeDefine`'s names of the scopes alarms are raised on.
