@@ -142,6 +142,21 @@ fn report(source: &str, file: &str, parsed: &Parsed, config: &Config) -> String 
                     .collect();
                 row("  steps", &format!("{name}: {}", steps.join(" → ")));
             }
+            for chart in r.job.charts.iter().skip(incoming.charts.len()) {
+                if let Some(g) = &chart.grafana {
+                    let vars: Vec<String> =
+                        g.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    row(
+                        "  chart",
+                        &format!(
+                            "grafana {} panel {} {}",
+                            g.dashboard_uid,
+                            g.panel_id,
+                            vars.join(" ")
+                        ),
+                    );
+                }
+            }
             if r.job.alert.group_id != incoming.alert.group_id {
                 row("  group", &r.job.alert.group_id);
             }

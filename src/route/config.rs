@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::{Matcher, Route, Routes};
 use crate::channels::ChannelConfig;
 use crate::ingest::SourceKind;
-use crate::job::{Step, Suppress, Target};
+use crate::job::{Chart, Step, Suppress, Target};
 use crate::section::Section;
 
 /// Read the routes and policies; `destinations` are the configured ones
@@ -154,6 +154,25 @@ fn read_route(
             .ok()
     });
     let group_by = s.string_list("group_by").unwrap_or_default();
+    let charts = s
+        .json("charts")
+        .and_then(|json| {
+            serde_path_to_error::deserialize::<_, Vec<Chart>>(json)
+                .map_err(|e| {
+                    let at = match e.path().to_string() {
+                        dot if dot == "." => String::new(),
+                        path => path,
+                    };
+                    s.error(
+                        &format!("charts{at}"),
+                        e.into_inner().to_string(),
+                        Some(r#"charts = [{ grafana = { dashboard_uid = "abc", panel_id = 7, vars = { instance = "{{ alert.labels.instance }}" } } }]"#),
+                    );
+                    ok = false;
+                })
+                .ok()
+        })
+        .unwrap_or_default();
     Some(Route {
         index,
         source,
@@ -163,6 +182,7 @@ fn read_route(
         escalation,
         suppress,
         group_by,
+        charts,
     })
     .filter(|_| ok)
 }

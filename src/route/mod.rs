@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ingest::Incoming;
-use crate::job::{Job, Step, Suppress, Target, V1};
+use crate::job::{Chart, Job, Step, Suppress, Target, V1};
 
 pub use matcher::Matcher;
 
@@ -47,6 +47,10 @@ pub struct Route {
     /// Labels whose values make the group key instead of the source's own
     /// (Alertmanager's `group_by`); empty: the source's.
     pub group_by: Vec<String>,
+    /// Charts this route adds after the alert's own: a job's `charts`,
+    /// each Grafana variable a template over `alert` (`{{ alert.labels.instance }}`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<Chart>,
 }
 
 impl Route {
@@ -63,6 +67,32 @@ pub struct Routes {
     pub routes: Vec<Route>,
     /// `[escalations.NAME]`: the steps a job carries, by name.
     pub escalations: BTreeMap<String, Vec<Step>>,
+}
+
+/// A route's chart for `alert`: each Grafana variable and the title
+/// rendered over `alert`; a variable that does not render is left out
+/// (the panel's default applies), never the page.
+fn for_alert(chart: &Chart, alert: &crate::job::Alert) -> Chart {
+    let templates = crate::template::Templates::new(chrono_tz::UTC);
+    let context = serde_json::json!({ "alert": alert });
+    let render = |name: &str, source: &str| {
+        templates
+            .render_inline(name, source, &context)
+            .map(|s| s.trim().to_string())
+            .ok()
+    };
+    let mut chart = chart.clone();
+    if let Some(grafana) = chart.grafana.as_mut() {
+        grafana.vars = grafana
+            .vars
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), render("route.charts.vars", v)?)))
+            .collect();
+    }
+    if let Some(title) = chart.title.as_deref() {
+        chart.title = render("route.charts.title", title);
+    }
+    chart
 }
 
 /// An alert on one route: the job it becomes.
@@ -143,11 +173,13 @@ impl Routes {
             .and_then(|name| self.escalations.get(name))
             .cloned()
             .unwrap_or_default();
+        let mut charts = incoming.charts.clone();
+        charts.extend(route.charts.iter().map(|chart| for_alert(chart, &alert)));
         Job {
             version: V1,
             id,
             alert,
-            charts: incoming.charts.clone(),
+            charts,
             targets: route.targets.clone(),
             escalation,
             suppress: route.suppress.clone(),

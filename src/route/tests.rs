@@ -187,3 +187,36 @@ escalation = "lead"
         assert!(e.contains(expected), "missing {expected:?} in:\n{e}");
     }
 }
+
+#[test]
+fn a_routes_chart_takes_its_variables_from_the_alerts_labels() {
+    let routed = config(
+        r#"
+[[routes]]
+targets = [{ destination = "hook" }]
+charts = [{ grafana = { dashboard_uid = "checkout", panel_id = 4, vars = { instance = "{{ alert.labels.instance }}", env = "prod" } }, title = "{{ alert.labels.alertname }} on {{ alert.labels.instance }}" }]
+"#,
+    )
+    .unwrap();
+    let a = &alerts(SourceKind::Alertmanager, "firing.json")[0];
+    let job = &routed.routes.jobs("alertmanager", a, Utc::now())[0].job;
+    let chart = job.charts.last().expect("the route's chart");
+    let grafana = chart.grafana.as_ref().unwrap();
+    assert_eq!(grafana.vars["instance"], "checkout-1:8080");
+    assert_eq!(grafana.vars["env"], "prod");
+    assert_eq!(
+        chart.title.as_deref(),
+        Some("CheckoutLatencyHigh on checkout-1:8080")
+    );
+    crate::validate::validate(job, &routed).unwrap();
+
+    let e = config(
+        r#"
+[[routes]]
+targets = [{ destination = "hook" }]
+charts = [{ grafana = { dashboard_uid = "x", panel_id = 1 }, colour = "red" }]
+"#,
+    )
+    .unwrap_err();
+    assert!(e.contains("routes[0].charts[0]"), "{e}");
+}
