@@ -261,16 +261,7 @@ async fn run(command: Command) -> u8 {
             pool,
             prefetch,
         } => worker(config.config.as_deref(), pool.as_deref(), prefetch).await,
-        Command::Schema => match serde_json::to_string_pretty(&fanout::channels::job_schema()) {
-            Ok(text) => {
-                println!("{text}");
-                DELIVERED
-            }
-            Err(e) => {
-                eprintln!("fanout: {e}");
-                SOME_FAILED
-            }
-        },
+        Command::Schema => print_json(&fanout::channels::job_schema()),
     }
 }
 
@@ -416,6 +407,21 @@ fn default_outbox(outbox: Option<PathBuf>, config_path: Option<&Path>) -> Option
 
 /// The job's bytes from a file or standard input. Past what fanout reads
 /// at all, the rest is counted (not kept) so the error gives the real size.
+/// Print `value` as pretty JSON on stdout: [`DELIVERED`], or
+/// [`SOME_FAILED`] with why on stderr.
+fn print_json(value: &impl serde::Serialize) -> u8 {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => {
+            println!("{text}");
+            DELIVERED
+        }
+        Err(e) => {
+            eprintln!("fanout: {e}");
+            SOME_FAILED
+        }
+    }
+}
+
 fn read_job(job: &str) -> anyhow::Result<Vec<u8>> {
     read_input(job, "job")
 }

@@ -40,16 +40,7 @@ pub(super) async fn route_test(
         }
     };
     if json {
-        return match serde_json::to_string_pretty(&parsed) {
-            Ok(text) => {
-                println!("{text}");
-                DELIVERED
-            }
-            Err(e) => {
-                eprintln!("fanout: {e}");
-                SOME_FAILED
-            }
-        };
+        return print_json(&parsed);
     }
     print!("{}", report(source, file, &parsed, &config));
     DELIVERED

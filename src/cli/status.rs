@@ -33,18 +33,11 @@ pub(super) async fn status(group: &str, config_path: Option<&Path>, json: bool) 
         return SOME_FAILED;
     };
     if json {
-        match serde_json::to_string_pretty(&state) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("fanout: {e}");
-                return SOME_FAILED;
-            }
-        }
-    } else {
-        print!(
-            "{}",
-            fanout::chain::status::report(&state, chrono::Utc::now(), config.templates.timezone)
-        );
+        return print_json(&state);
     }
+    print!(
+        "{}",
+        fanout::chain::status::report(&state, chrono::Utc::now(), config.templates.timezone)
+    );
     DELIVERED
 }
