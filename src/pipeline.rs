@@ -150,7 +150,12 @@ pub enum Attempted {
     /// Not now: try again at `due_ms` (unix ms).
     Later { due_ms: i64, next: Next },
     /// Failed for good: permanent, or the retry policy gave up.
-    Failed { error: SendError, attempts: u32 },
+    Failed {
+        error: SendError,
+        attempts: u32,
+        /// The destination's channel, for the reason a dead letter gives.
+        channel: &'static str,
+    },
     /// No destination of that name in this config.
     UnknownDestination(String),
 }
@@ -384,6 +389,7 @@ impl<'a> Pipeline<'a> {
             return Attempted::Failed {
                 error,
                 attempts: number,
+                channel,
             };
         };
         self.count(channel, name, "retried");

@@ -78,8 +78,11 @@ pub async fn attempt(ctx: &Context, order: DeliveryOrder, attempt: Attempt) -> P
                 ),
             ],
         },
-        Attempted::Failed { error, attempts } => {
-            let channel = ctx.destinations.get(&name).map_or("?", |d| d.channel());
+        Attempted::Failed {
+            error,
+            attempts,
+            channel,
+        } => {
             let (kind, why) = if error.is_retryable() {
                 ("exhausted", format!("gave up after {attempts} attempt(s)"))
             } else {
