@@ -9,6 +9,7 @@
 //! resolution never overtakes the alert it resolves.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,10 @@ pub struct Spooled {
 
 pub struct Spool {
     conn: Mutex<Connection>,
+    /// How many jobs the file holds: counted once at open, then kept
+    /// beside every write, so the endpoint's "does anything wait?" costs
+    /// no query.
+    held: AtomicU64,
     /// The most jobs it holds; past that, the endpoint answers 503.
     max_jobs: u64,
 }
@@ -53,8 +58,12 @@ impl Spool {
             )",
         )
         .map_err(fail)?;
+        let held = conn
+            .query_row("SELECT COUNT(*) FROM spool", [], |r| r.get::<_, i64>(0))
+            .map_err(fail)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            held: AtomicU64::new(held.max(0) as u64),
             max_jobs,
         })
     }
@@ -65,9 +74,7 @@ impl Spool {
 
     /// How many jobs wait.
     pub fn len(&self) -> u64 {
-        self.lock()
-            .query_row("SELECT COUNT(*) FROM spool", [], |r| r.get::<_, i64>(0))
-            .map_or(0, |n| n.max(0) as u64)
+        self.held.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,6 +84,7 @@ impl Spool {
     /// Keep `jobs`, in order, all or none; refused when that would hold
     /// more than the spool's `max_jobs`.
     pub fn push(&self, jobs: &[Spooled]) -> Result<(), SpoolError> {
+        let mut conn = self.lock();
         let held = self.len();
         if held + jobs.len() as u64 > self.max_jobs {
             return Err(SpoolError(format!(
@@ -85,7 +93,6 @@ impl Spool {
                 self.max_jobs
             )));
         }
-        let mut conn = self.lock();
         let fail = |e: rusqlite::Error| SpoolError(e.to_string());
         let tx = conn.transaction().map_err(fail)?;
         for job in jobs {
@@ -95,7 +102,9 @@ impl Spool {
             )
             .map_err(fail)?;
         }
-        tx.commit().map_err(fail)
+        tx.commit().map_err(fail)?;
+        self.held.fetch_add(jobs.len() as u64, Ordering::AcqRel);
+        Ok(())
     }
 
     /// The oldest `n` jobs, with their place.
@@ -122,10 +131,12 @@ impl Spool {
     }
 
     fn remove(&self, seq: i64) -> Result<(), SpoolError> {
-        self.lock()
+        let removed = self
+            .lock()
             .execute("DELETE FROM spool WHERE seq = ?1", [seq])
-            .map(drop)
-            .map_err(|e| SpoolError(e.to_string()))
+            .map_err(|e| SpoolError(e.to_string()))?;
+        self.held.fetch_sub(removed as u64, Ordering::AcqRel);
+        Ok(())
     }
 }
 

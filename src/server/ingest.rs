@@ -176,15 +176,7 @@ async fn make_durable(
         id: job.id.clone(),
         body: serde_json::to_vec(job).unwrap_or_default(),
     };
-    let waiting = match &endpoint.spool {
-        Some(spool) => {
-            let spool = spool.clone();
-            !tokio::task::spawn_blocking(move || spool.is_empty())
-                .await
-                .unwrap_or(false)
-        }
-        None => false,
-    };
+    let waiting = endpoint.spool.as_ref().is_some_and(|s| !s.is_empty());
     let unconfirmed: Vec<Spooled> = if waiting {
         jobs.iter().map(spool_item).collect()
     } else {
