@@ -28,10 +28,12 @@ pub(super) async fn serve(config_path: Option<&Path>) -> u8 {
     let Some(ingest) = ingest_or_say(&config) else {
         return BAD_INPUT;
     };
+    // The ingest counters and latency; the worker-only series stay at 0.
     let state = HttpState {
         images,
         actions: action_endpoint(&config),
         ingest,
+        metrics: Some(std::sync::Arc::new(fanout::metrics::Metrics::default())),
         ..HttpState::default()
     };
     match fanout::server::serve(listener, state, shutdown_signal()).await {
