@@ -12,6 +12,7 @@
 //! What comes next (routes, group keys from `group_by`, escalation
 //! policies, the `/ingest/<source>` endpoint) reads [`Incoming`] only.
 
+pub mod auth;
 pub mod config;
 
 use std::collections::BTreeMap;

@@ -14,13 +14,11 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use super::HttpState;
@@ -84,12 +82,17 @@ pub(super) async fn ingest(
             json!({"error": format!("{source:?} is not a configured source (configured: {known:?})")}),
         );
     };
-    if !authorized(&headers, query.token.as_deref(), settings.token.expose()) {
-        count(metrics.as_deref(), &source, "unauthorized");
-        warn!(message = "Ingest refused: missing or wrong credential.", source = %source);
+    let now = chrono::Utc::now();
+    if let Err(refusal) =
+        settings
+            .credentials
+            .check(&headers, query.token.as_deref(), &body, now.timestamp())
+    {
+        count(metrics.as_deref(), &source, refusal.label());
+        warn!(message = "Ingest refused.", source = %source, reason = refusal.message());
         return answer(
             StatusCode::UNAUTHORIZED,
-            json!({"error": "missing or wrong credential"}),
+            json!({"error": refusal.message()}),
         );
     }
     if body.len() > settings.max_body {
@@ -99,7 +102,6 @@ pub(super) async fn ingest(
             json!({"error": format!("the body is {} bytes, over this source's max_body of {}", body.len(), settings.max_body)}),
         );
     }
-    let now = chrono::Utc::now();
     let parsed = match settings
         .kind
         .parse_configured(&body, now, settings.mapping.as_ref())
@@ -212,28 +214,6 @@ async fn make_durable(
         jobs = n
     );
     Ok(n)
-}
-
-/// The token as a bearer, as basic auth's password, or in the URL; each
-/// compared in constant time.
-fn authorized(headers: &HeaderMap, query: Option<&str>, token: &str) -> bool {
-    let same = |given: &str| bool::from(given.as_bytes().ct_eq(token.as_bytes()));
-    let from_header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            if let Some(bearer) = v.strip_prefix("Bearer ") {
-                return Some(bearer.trim().to_string());
-            }
-            let basic = v.strip_prefix("Basic ")?;
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(basic.trim())
-                .ok()?;
-            let text = String::from_utf8(decoded).ok()?;
-            text.split_once(':')
-                .map(|(_, password)| password.to_string())
-        });
-    from_header.as_deref().is_some_and(same) || query.is_some_and(same)
 }
 
 fn count(metrics: Option<&Metrics>, source: &str, outcome: &'static str) {

@@ -261,8 +261,21 @@ mod endpoint {
     use crate::support::{free_port, wait_for, write_file};
 
     const TOKEN: &str = "ingest-token-5f4e3d2c1b0a";
+    const HMAC_SECRET: &str = "grafana-hmac-secret-9a8b7c6d";
+    const SIGNATURE: &str = "X-Grafana-Alerting-Signature";
+    const STAMP: &str = "X-Grafana-Alerting-Timestamp";
 
     fn post(port: u16, path: &str, auth: Option<&str>, body: Vec<u8>) -> (u16, serde_json::Value) {
+        post_with(port, path, auth, &[], body)
+    }
+
+    fn post_with(
+        port: u16,
+        path: &str,
+        auth: Option<&str>,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
         let client = reqwest::blocking::Client::new();
         let mut request = client
             .post(format!("http://127.0.0.1:{port}{path}"))
@@ -271,6 +284,9 @@ mod endpoint {
             .body(body);
         if let Some(auth) = auth {
             request = request.header("authorization", auth);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
         let response = request.send().expect("the worker answers");
         let status = response.status().as_u16();
@@ -286,6 +302,7 @@ mod endpoint {
         let extra = format!(
             "[store]\nurl = \"sqlite://state.db\"\n\n\
              [ingest.alertmanager]\ntoken = \"{TOKEN}\"\nmax_body = 65536\n\n\
+             [ingest.grafana]\nhmac_secret = \"{HMAC_SECRET}\"\nhmac_timestamp_header = \"{STAMP}\"\n\n\
              [[routes]]\ntargets = [{{ destination = \"hook\" }}]\n"
         );
         let text = config_text(&declared, &receiver, &format!("127.0.0.1:{port}"), &extra);
@@ -351,7 +368,7 @@ mod endpoint {
         );
         assert_eq!(status, 400);
         assert_eq!(why["path"], "alerts[0].status", "{why}");
-        let (status, why) = post(port, "/ingest/grafana", Some(&bearer), body.clone());
+        let (status, why) = post(port, "/ingest/graylog", Some(&bearer), body.clone());
         assert_eq!(status, 404, "{why}");
         let mut big = body.clone();
         big.truncate(big.len() - 1);
@@ -361,22 +378,96 @@ mod endpoint {
             413
         );
 
+        // Grafana signs its body (HMAC-SHA256 over "<unix time>:<body>", in
+        // hex), as its contact point does with a timestamp header set.
+        let grafana = serde_json::to_vec(&serde_json::json!({
+            "receiver": "fanout", "status": "firing", "orgId": 1, "version": "1",
+            "groupKey": "{}:{alertname=\"DiskFull\"}", "truncatedAlerts": 0,
+            "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull", "instance": "db-1"},
+                "annotations": {"summary": "Disk on db-1 is 95% full"},
+                "startsAt": "2026-11-30T08:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": "7d1c2b3a4e5f6071", "silenceURL": "", "dashboardURL": "", "panelURL": ""}],
+        }))
+        .unwrap();
+        let signed = |body: &[u8], at: i64| {
+            let at = at.to_string();
+            vec![
+                (
+                    SIGNATURE,
+                    fanout::ingest::auth::sign(HMAC_SECRET, Some(&at), body),
+                ),
+                (STAMP, at),
+            ]
+        };
+        let now = chrono::Utc::now().timestamp();
+        let (status, answer) = post_with(
+            port,
+            "/ingest/grafana",
+            None,
+            &signed(&grafana, now),
+            grafana.clone(),
+        );
+        assert_eq!(status, 202, "{answer}");
+        wait_for(
+            "Grafana's alert at the webhook",
+            Duration::from_secs(30),
+            || {
+                receiver
+                    .received()
+                    .iter()
+                    .any(|r| {
+                        serde_json::from_slice::<serde_json::Value>(&r.body)
+                            .is_ok_and(|v| v["alert"]["title"] == "Disk on db-1 is 95% full")
+                    })
+                    .then_some(())
+            },
+        );
+        let delivered = receiver.received().len();
+        // Refused: the body changed after signing, a signature replayed ten
+        // minutes late, Alertmanager's token at Grafana's door, and
+        // Grafana's secret at Alertmanager's.
+        let mut changed = grafana.clone();
+        changed[10] = b' ';
+        for (headers, body) in [
+            (signed(&grafana, now), changed),
+            (signed(&grafana, now - 600), grafana.clone()),
+            (Vec::new(), grafana.clone()),
+        ] {
+            assert_eq!(
+                post_with(port, "/ingest/grafana", Some(&bearer), &headers, body).0,
+                401
+            );
+        }
+        let (status, why) = post(
+            port,
+            "/ingest/alertmanager",
+            Some(&format!("Bearer {HMAC_SECRET}")),
+            body.clone(),
+        );
+        assert_eq!(status, 401, "{why}");
+
         let text = metrics(port);
-        let bodies = |outcome: &str| {
+        let bodies = |source: &str, outcome: &str| {
             series(
                 &text,
-                &format!(
-                    "fanout_ingest_bodies_total{{source=\"alertmanager\",outcome=\"{outcome}\"}}"
-                ),
+                &format!("fanout_ingest_bodies_total{{source=\"{source}\",outcome=\"{outcome}\"}}"),
             )
         };
-        assert_eq!(bodies("accepted"), 4.0, "{text}");
-        assert_eq!(bodies("unauthorized"), 2.0, "{text}");
-        assert_eq!(bodies("unreadable"), 1.0, "{text}");
-        assert_eq!(bodies("too_large"), 1.0, "{text}");
-        // The credential never reaches the log.
-        assert!(!worker.log_text().contains(TOKEN), "the token was logged");
-        assert!(!worker.log_text().contains("wrong-token-000000"));
+        assert_eq!(bodies("alertmanager", "accepted"), 4.0, "{text}");
+        assert_eq!(bodies("alertmanager", "unauthorized"), 3.0, "{text}");
+        assert_eq!(bodies("alertmanager", "unreadable"), 1.0, "{text}");
+        assert_eq!(bodies("alertmanager", "too_large"), 1.0, "{text}");
+        assert_eq!(bodies("grafana", "accepted"), 1.0, "{text}");
+        assert_eq!(bodies("grafana", "bad_signature"), 2.0, "{text}");
+        assert_eq!(bodies("grafana", "stale_signature"), 1.0, "{text}");
+        // Nothing refused was enqueued: no delivery came after the last accepted one.
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(receiver.received().len(), delivered);
+        // No credential reaches the log.
+        let log = worker.log_text();
+        for secret in [TOKEN, "wrong-token-000000", HMAC_SECRET] {
+            assert!(!log.contains(secret), "{secret} was logged");
+        }
     }
 }
 
