@@ -70,7 +70,7 @@ fn report(source: &str, file: &str, parsed: &Parsed, config: &Config) -> String 
         );
         let mut row = |name: &str, value: &str| {
             if !value.is_empty() {
-                let _ = writeln!(out, "   {name:<9}{value}");
+                let _ = writeln!(out, "   {name:<8} {value}");
             }
         };
         row("group", &a.group_id);
@@ -111,6 +111,12 @@ fn report(source: &str, file: &str, parsed: &Parsed, config: &Config) -> String 
                 .iter()
                 .map(|s| format!("source={s}"))
                 .chain(route.matchers.iter().map(ToString::to_string))
+                .chain(
+                    route
+                        .when
+                        .iter()
+                        .map(|w| format!("when {:?}", w.to_string())),
+                )
                 .collect();
             let when = match matchers.as_slice() {
                 [] => "(default)".to_string(),
@@ -124,6 +130,12 @@ fn report(source: &str, file: &str, parsed: &Parsed, config: &Config) -> String 
                 .map(|t| t.destination.as_str())
                 .collect();
             row("  to", &targets.join(", "));
+            if r.job.alert.severity != a.severity {
+                row(
+                    "  severity",
+                    &format!("{:?}", r.job.alert.severity).to_lowercase(),
+                );
+            }
             if let Some(name) = &route.escalation {
                 let steps: Vec<String> = r
                     .job

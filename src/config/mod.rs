@@ -255,11 +255,11 @@ fn read_config(root: &Section, source: &str) -> Option<Config> {
         let catch_all = routes
             .routes
             .last()
-            .is_some_and(|r| r.source.is_none() && r.matchers.is_empty());
+            .is_some_and(crate::route::Route::matches_everything);
         if !catch_all {
             root.error(
                 "routes",
-                "with [ingest], the last route must match every alert (no source, no matchers), so none is dropped",
+                "with [ingest], the last route must match every alert (no source, no matchers, no when), so none is dropped",
                 Some("end with [[routes]] targets = [{ destination = \"…\" }]"),
             );
         }

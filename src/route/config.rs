@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Matcher, Route, Routes};
+use super::{Condition, Matcher, Route, Routes, SeverityRule};
 use crate::channels::ChannelConfig;
 use crate::ingest::SourceKind;
 use crate::job::{Chart, Step, Suppress, Target};
@@ -104,6 +104,30 @@ fn read_route(
             }
         }
     }
+    let when = s.string("when").and_then(|text| {
+        Condition::parse(&text)
+            .map_err(|e| {
+                s.error(
+                    "when",
+                    format!("is not a template expression: {e}"),
+                    Some(r#"when = "annotations.summary is containing('disk') and alert.labels.env != 'dev'""#),
+                );
+                ok = false;
+            })
+            .ok()
+    });
+    let severity = s.json("severity").and_then(|json| {
+        SeverityRule::read(json)
+            .map_err(|(at, message)| {
+                s.error(
+                    &format!("severity{at}"),
+                    message,
+                    Some(r#"severity = "critical", or severity = { from = "priority", map = { P1 = "critical", P2 = "error" } }"#),
+                );
+                ok = false;
+            })
+            .ok()
+    });
     let continue_matching = s.bool("continue").unwrap_or(false);
     let targets = read_targets(s, destinations);
     let escalation = s.string("escalation");
@@ -177,12 +201,14 @@ fn read_route(
         index,
         source,
         matchers,
+        when,
         continue_matching,
         targets: targets?,
         escalation,
         suppress,
         group_by,
         charts,
+        severity,
     })
     .filter(|_| ok)
 }

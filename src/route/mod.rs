@@ -9,10 +9,15 @@
 //!
 //! Matchers are Alertmanager's: `name=value`, `name!=value`, `name=~regex`,
 //! `name!~regex` (regexes anchored at both ends, values optionally
-//! quoted). Names are labels, or `severity`, `status` and `title`.
+//! quoted). Names are labels, or `severity`, `status` and `title`. A
+//! route's `when` ([`Condition`]) is a template expression for the rest;
+//! its `severity` ([`SeverityRule`]) renames what the monitor called the
+//! alert's severity.
 
+pub mod condition;
 pub mod config;
 pub mod matcher;
+pub mod severity;
 #[cfg(test)]
 mod tests;
 
@@ -24,7 +29,9 @@ use serde::Serialize;
 use crate::ingest::Incoming;
 use crate::job::{Chart, Job, Step, Suppress, Target, V1};
 
+pub use condition::Condition;
 pub use matcher::Matcher;
+pub use severity::SeverityRule;
 
 /// One `[[routes]]` entry.
 #[derive(Clone, Debug, Serialize)]
@@ -35,6 +42,9 @@ pub struct Route {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub matchers: Vec<Matcher>,
+    /// A template expression that must hold too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
     /// Try later routes too.
     #[serde(rename = "continue")]
     pub continue_matching: bool,
@@ -51,13 +61,38 @@ pub struct Route {
     /// each Grafana variable a template over `alert` (`{{ alert.labels.instance }}`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub charts: Vec<Chart>,
+    /// The severity its alerts get, when the monitor's words differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<SeverityRule>,
 }
 
 impl Route {
-    /// Whether an alert from `source` matches.
+    /// No source, no matchers, no `when`: the default route.
+    pub fn matches_everything(&self) -> bool {
+        self.source.is_none() && self.matchers.is_empty() && self.when.is_none()
+    }
+
+    /// Whether an alert from `source` matches: its source, every matcher,
+    /// and `when`. A `when` that fails on this alert does not match it
+    /// (and is logged), so the alert goes on to the later routes.
     pub fn matches(&self, source: &str, incoming: &Incoming) -> bool {
-        self.source.as_deref().is_none_or(|s| s == source)
-            && self.matchers.iter().all(|m| m.matches(incoming))
+        if !(self.source.as_deref().is_none_or(|s| s == source)
+            && self.matchers.iter().all(|m| m.matches(incoming)))
+        {
+            return false;
+        }
+        let Some(when) = &self.when else {
+            return true;
+        };
+        when.holds(source, incoming).unwrap_or_else(|error| {
+            tracing::warn!(
+                message = "A route's `when` failed on an alert; the route does not match it.",
+                route = self.index,
+                fingerprint = %incoming.fingerprint,
+                error = %error
+            );
+            false
+        })
     }
 }
 
@@ -138,6 +173,9 @@ impl Routes {
         received: DateTime<Utc>,
     ) -> Job {
         let mut alert = incoming.alert.clone();
+        if let Some(rule) = &route.severity {
+            alert.severity = rule.apply(&alert);
+        }
         if !route.group_by.is_empty() {
             let values: Vec<String> = route
                 .group_by

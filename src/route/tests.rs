@@ -220,3 +220,144 @@ charts = [{ grafana = { dashboard_uid = "x", panel_id = 1 }, colour = "red" }]
     .unwrap_err();
     assert!(e.contains("routes[0].charts[0]"), "{e}");
 }
+
+#[test]
+fn when_is_a_template_expression_over_the_alert_and_a_failing_one_does_not_match() {
+    let routes = config(
+        r#"
+[[routes]]
+when = "'2.41s' in annotations.description and alert.labels.team in ['payments', 'billing']"
+targets = [{ destination = "ops-mail" }]
+
+[[routes]]
+when = "labels.instance | int > 0"
+targets = [{ destination = "lead-mail" }]
+
+[[routes]]
+when = "alert.severity == 'warning' and source == 'alertmanager' and fingerprint != ''"
+targets = [{ destination = "lead-mail" }]
+
+[[routes]]
+targets = [{ destination = "hook" }]
+"#,
+    )
+    .unwrap()
+    .routes;
+    let taken = |a: &Incoming| {
+        routes
+            .jobs("alertmanager", a, Utc::now())
+            .iter()
+            .map(|r| r.route)
+            .collect::<Vec<_>>()
+    };
+    let [firing] = &alerts(SourceKind::Alertmanager, "firing.json")[..] else {
+        panic!("one alert");
+    };
+    assert_eq!(taken(firing), [0]);
+    let mut other_team = firing.clone();
+    other_team
+        .alert
+        .labels
+        .insert("team".into(), "search".into());
+    // Route 1's `int` fails on "checkout-1:8080": not a match, and the
+    // alert goes on; route 2 needs a warning; the default takes it.
+    assert_eq!(taken(&other_team), [3]);
+    other_team.alert.severity = crate::job::Severity::Warning;
+    assert_eq!(taken(&other_team), [2]);
+
+    let e = config(
+        r#"
+[[routes]]
+when = "alert.labels.team =="
+targets = [{ destination = "hook" }]
+
+[[routes]]
+when = "{{ alert }}"
+targets = [{ destination = "hook" }]
+
+[[routes]]
+when = "annotations.summary is containing('disk')"
+targets = [{ destination = "hook" }]
+
+[[routes]]
+when = "alert.title | lowercase == 'x'"
+targets = [{ destination = "hook" }]
+"#,
+    )
+    .unwrap_err();
+    for expected in [
+        "routes[0].when: is not a template expression",
+        "routes[1].when: is not a template expression",
+        "routes[2].when: is not a template expression: unknown test",
+        "routes[3].when: is not a template expression: unknown filter",
+    ] {
+        assert!(e.contains(expected), "missing {expected:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn a_routes_severity_names_the_alerts_severity_fixed_or_by_a_labels_value() {
+    let config = config(
+        r#"
+[[routes]]
+matchers = ["team=payments"]
+severity = { from = "priority", map = { P1 = "critical", P3 = "warning" } }
+targets = [{ destination = "hook" }]
+continue = true
+
+[[routes]]
+severity = "info"
+targets = [{ destination = "hook" }]
+"#,
+    )
+    .unwrap();
+    let [firing] = &alerts(SourceKind::Alertmanager, "firing.json")[..] else {
+        panic!("one alert");
+    };
+    let severities = |a: &Incoming| {
+        config
+            .routes
+            .jobs("alertmanager", a, Utc::now())
+            .iter()
+            .map(|r| r.job.alert.severity)
+            .collect::<Vec<_>>()
+    };
+    use crate::job::Severity::*;
+    // No `priority` label: the source's severity stays on route 0.
+    assert_eq!(severities(firing), [Critical, Info]);
+    let mut p3 = firing.clone();
+    p3.alert.labels.insert("priority".into(), "P3".into());
+    assert_eq!(severities(&p3), [Warning, Info]);
+    let mut unmapped = firing.clone();
+    unmapped.alert.labels.insert("priority".into(), "P2".into());
+    assert_eq!(severities(&unmapped), [Critical, Info]);
+
+    let e = crate::route::tests::config(
+        r#"
+[[routes]]
+severity = "sev1"
+targets = [{ destination = "hook" }]
+
+[[routes]]
+severity = { form = "priority", map = { P1 = "critical" } }
+targets = [{ destination = "hook" }]
+
+[[routes]]
+severity = { map = { P1 = "urgent" } }
+targets = [{ destination = "hook" }]
+
+[[routes]]
+severity = 3
+targets = [{ destination = "hook" }]
+"#,
+    )
+    .unwrap_err();
+    for expected in [
+        "routes[0].severity: unknown variant `sev1`",
+        "routes[1].severity.form: unknown field `form`",
+        "routes[2].severity.map.P1: unknown variant `urgent`",
+        "routes[3].severity: is a severity",
+    ] {
+        assert!(e.contains(expected), "missing {expected:?} in:\n{e}");
+    }
+}

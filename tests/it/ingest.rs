@@ -216,6 +216,11 @@ escalation = "page-then-lead"
 group_by = ["alertname"]
 
 [[routes]]
+when = "alert.labels.alertname == 'DiskFull' and alert.status == 'firing'"
+severity = "critical"
+targets = [{ destination = "hook" }]
+
+[[routes]]
 targets = [{ destination = "hook" }]
 "#;
 
@@ -230,10 +235,16 @@ fn route_test_shows_the_route_targets_and_escalation_an_alert_takes() {
         run.assert_code(0);
         run
     };
-    // Not payments: the default route, last.
+    // Not payments: a disk filling up is taken by `when`, and called
+    // critical there; once resolved, by the default route, last.
     let run = route_test("mixed.json");
-    assert!(run.stdout.contains("route    routes[1] (default)"), "{run}");
-    assert!(run.stdout.contains("to     hook"), "{run}");
+    assert!(
+        run.stdout.contains(
+            "route    routes[1] when \"alert.labels.alertname == 'DiskFull' and alert.status == 'firing'\"\n     to     hook\n     severity critical\n"
+        ),
+        "{run}"
+    );
+    assert!(run.stdout.contains("route    routes[2] (default)"), "{run}");
     let run = route_test("firing.json");
     assert!(
         run.stdout
