@@ -15,6 +15,7 @@ mod jobs;
 mod limits;
 mod modules;
 mod monitors;
+mod outage;
 mod render;
 mod resilience;
 mod secrets;

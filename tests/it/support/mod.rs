@@ -7,6 +7,7 @@ pub mod grafana;
 pub mod monitors;
 pub mod prometheusalert;
 pub mod rabbit;
+pub mod rabbit_node;
 pub mod receiver;
 pub mod redis;
 pub mod s3;
