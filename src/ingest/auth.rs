@@ -92,15 +92,32 @@ impl Credentials {
         body: &[u8],
         now: i64,
     ) -> Result<(), Refusal> {
-        if let Some(token) = &self.token {
-            if !token_presented(headers, url_token, token.expose()) {
-                return Err(Refusal::Token);
+        self.check_token(headers, url_token)?;
+        self.check_signature(headers, body, now)
+    }
+
+    /// The token alone, when one is configured: checked before the body
+    /// is read.
+    pub fn check_token(&self, headers: &HeaderMap, url_token: Option<&str>) -> Result<(), Refusal> {
+        match &self.token {
+            Some(token) if !token_presented(headers, url_token, token.expose()) => {
+                Err(Refusal::Token)
             }
+            _ => Ok(()),
         }
-        if let Some(signature) = &self.signature {
-            signature.check(headers, body, now)?;
+    }
+
+    /// The signature of `body`, when one is configured.
+    pub fn check_signature(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), Refusal> {
+        match &self.signature {
+            Some(signature) => signature.check(headers, body, now),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

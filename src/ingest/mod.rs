@@ -98,9 +98,23 @@ pub fn read<T: serde::de::DeserializeOwned>(
     source: &'static str,
     body: &[u8],
 ) -> Result<T, IngestError> {
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(IngestError {
+            monitor: source,
+            path: ".".into(),
+            message: format!(
+                "the body is not UTF-8 (byte {} is not), so it is not JSON",
+                e.valid_up_to()
+            ),
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        // "?": the error came before any path (a body cut short).
+        let path = match e.path().to_string() {
+            unknown if unknown == "?" => ".".to_string(),
+            path => path,
+        };
         IngestError {
             monitor: source,
             path,

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use crate::broker::publisher::Publisher;
 use crate::broker::spool::{Spool, Spooled};
 use crate::broker::JOB_KEY;
 use crate::config::Config;
+use crate::ingest::auth::Refusal;
 use crate::metrics::{IngestLabels, Metrics, SourceLabels};
 
 /// What `/ingest/<source>` needs: the config (sources, routes,
@@ -64,7 +65,7 @@ pub(super) async fn ingest(
     Path(source): Path<String>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
     let metrics = state.metrics.clone();
@@ -83,24 +84,43 @@ pub(super) async fn ingest(
         );
     };
     let now = chrono::Utc::now();
-    if let Err(refusal) =
-        settings
-            .credentials
-            .check(&headers, query.token.as_deref(), &body, now.timestamp())
-    {
+    let refused = |refusal: Refusal| {
         count(metrics.as_deref(), &source, refusal.label());
         warn!(message = "Ingest refused.", source = %source, reason = refusal.message());
-        return answer(
+        answer(
             StatusCode::UNAUTHORIZED,
             json!({"error": refusal.message()}),
-        );
+        )
+    };
+    // The token before the body is read; the signature needs the body.
+    if let Err(refusal) = settings
+        .credentials
+        .check_token(&headers, query.token.as_deref())
+    {
+        return refused(refusal);
     }
-    if body.len() > settings.max_body {
-        count(metrics.as_deref(), &source, "too_large");
-        return answer(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            json!({"error": format!("the body is {} bytes, over this source's max_body of {}", body.len(), settings.max_body)}),
-        );
+    let body = match read_body(body, settings.max_body).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            count(metrics.as_deref(), &source, "too_large");
+            return answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": format!("the body is over this source's max_body of {} bytes", settings.max_body)}),
+            );
+        }
+        Err(BodyError::Unreadable(why)) => {
+            count(metrics.as_deref(), &source, "unreadable");
+            return answer(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("the body could not be read: {why}")}),
+            );
+        }
+    };
+    if let Err(refusal) = settings
+        .credentials
+        .check_signature(&headers, &body, now.timestamp())
+    {
+        return refused(refusal);
     }
     let parsed = match settings
         .kind
@@ -129,6 +149,10 @@ pub(super) async fn ingest(
             jobs.push(routed.job);
         }
     }
+    // One alert sent twice in one body (a SkyWalking batch repeating an
+    // alarm) is one job: published once, its id answered once.
+    let mut seen = std::collections::HashSet::new();
+    jobs.retain(|job| seen.insert(job.id.clone()));
     let spooled = match make_durable(&endpoint, &jobs).await {
         Ok(spooled) => spooled,
         Err(why) => {
@@ -164,6 +188,43 @@ pub(super) async fn ingest(
             "notes": parsed.notes,
         }),
     )
+}
+
+/// How much of a body over `max_body` is read and dropped so the sender,
+/// still writing, hears the 413 instead of a broken pipe; past that the
+/// connection is closed.
+const DRAIN_OVER_LIMIT: usize = 64 << 20;
+
+enum BodyError {
+    TooLarge,
+    Unreadable(String),
+}
+
+/// The body, up to `max` bytes. Over that, the rest is read and dropped
+/// (up to [`DRAIN_OVER_LIMIT`]) and the answer is [`BodyError::TooLarge`].
+async fn read_body(body: Body, max: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt as _;
+    let mut body = body;
+    let mut kept: Vec<u8> = Vec::new();
+    let mut dropped = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Unreadable(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if dropped == 0 && kept.len() + data.len() <= max {
+            kept.extend_from_slice(&data);
+            continue;
+        }
+        dropped += data.len();
+        if dropped > DRAIN_OVER_LIMIT {
+            break;
+        }
+    }
+    if dropped > 0 {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(Bytes::from(kept))
 }
 
 /// Every job confirmed by the broker, or kept in the spool: how many were

@@ -645,3 +645,158 @@ url = "http://127.0.0.1:9/hook"
     );
     assert!(run.stdout.contains("route    routes[0] (default)"), "{run}");
 }
+
+mod bad_bodies {
+    //! The corpus through the worker's endpoint: each bad body gets its
+    //! status and reason, the worker keeps serving, and every refusal is
+    //! counted.
+
+    use std::time::Duration;
+
+    use crate::support::rabbit::Declared;
+    use crate::support::receiver::Receiver;
+    use crate::support::worker::{config_text, metrics, series, WorkerProcess};
+    use crate::support::{free_port, write_file};
+
+    const TOKEN: &str = "corpus-token-9f8e7d6c5b4a";
+
+    #[test]
+    fn each_bad_body_gets_its_status_and_reason_and_the_worker_keeps_serving() {
+        let declared = Declared::new();
+        let receiver = Receiver::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let sources = [
+            "alertmanager",
+            "grafana",
+            "skywalking",
+            "graylog",
+            "generic",
+        ];
+        let mut extra = String::from("[store]\nurl = \"sqlite://state.db\"\n\n");
+        for source in sources {
+            extra += &format!("[ingest.{source}]\ntoken = \"{TOKEN}\"\n\n");
+        }
+        extra += "[[routes]]\ntargets = [{ destination = \"hook\" }]\n";
+        let text = config_text(&declared, &receiver, &format!("127.0.0.1:{port}"), &extra);
+        let cfg = write_file(dir.path(), "fanout.toml", &text);
+        let worker = WorkerProcess::start(dir.path(), &cfg);
+        // One kept-alive connection: a 413 is answered after the body is
+        // read, so the sender hears it and the connection stays usable.
+        let client = reqwest::blocking::Client::new();
+        let post = |source: &str, body: Vec<u8>| {
+            let response = client
+                .post(format!("http://127.0.0.1:{port}/ingest/{source}"))
+                .bearer_auth(TOKEN)
+                .timeout(Duration::from_secs(60))
+                .body(body)
+                .send()
+                .expect("the worker answers");
+            let status = response.status().as_u16();
+            let answer: serde_json::Value = response.json().unwrap_or_default();
+            // Still serving after each.
+            let health = client
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .expect("/healthz answers");
+            assert!(health.status().is_success());
+            (status, answer)
+        };
+
+        let twenty_mb = format!(r#"{{"alerts":[],"pad":"{}"}}"#, "x".repeat(20 << 20));
+        for source in sources {
+            for (body, path, says) in [
+                (&b""[..], Some("."), "EOF while parsing"),
+                (b"{\"alerts\": [", None, "EOF while parsing"),
+                (b"\xff\xfe{\"alerts\":[]}", Some("."), "not UTF-8"),
+            ] {
+                let (status, why) = post(source, body.to_vec());
+                assert_eq!(status, 400, "{source} {body:?}: {why}");
+                if let Some(path) = path {
+                    assert_eq!(why["path"], path, "{source}: {why}");
+                }
+                let error = why["error"].as_str().unwrap_or_default();
+                assert!(error.starts_with(&format!("{source} body")), "{why}");
+                assert!(error.contains(says), "{source}: {why}");
+            }
+            let (status, why) = post(source, twenty_mb.clone().into_bytes());
+            assert_eq!(status, 413, "{source}: {why}");
+            assert!(
+                why["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("max_body of 16777216"),
+                "{why}"
+            );
+        }
+        // Wrong types: named by their path.
+        let (status, why) = post(
+            "alertmanager",
+            br#"{"alerts":[{"status":"firing","labels":["a","b"]}]}"#.to_vec(),
+        );
+        assert_eq!(
+            (status, why["path"].as_str()),
+            (400, Some("alerts[0].labels")),
+            "{why}"
+        );
+        // An empty array: nothing to do, said so; an object where an array
+        // belongs is refused.
+        let (status, answer) = post("skywalking", b"[]".to_vec());
+        assert_eq!(
+            (status, answer["alerts"].as_u64()),
+            (202, Some(0)),
+            "{answer}"
+        );
+        assert_eq!(post("alertmanager", b"[]".to_vec()).0, 400);
+        // Fields a newer Alertmanager adds are taken.
+        let mut newer: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(super::fixture("alertmanager", "firing.json")).unwrap(),
+        )
+        .unwrap();
+        newer["someFutureField"] = serde_json::json!({"nested": [1, 2]});
+        newer["alerts"][0]["anotherNewField"] = serde_json::json!("x");
+        let (status, answer) = post("alertmanager", serde_json::to_vec(&newer).unwrap());
+        assert_eq!(
+            (status, answer["alerts"].as_u64()),
+            (202, Some(1)),
+            "{answer}"
+        );
+        // A SkyWalking array of 10,000 alarms: each read; the repeats of
+        // one alarm are one job.
+        let alarms: Vec<serde_json::Value> = (0..10_000)
+            .map(|i| {
+                serde_json::json!({"scopeId": 1, "scope": "SERVICE", "name": format!("svc-{}", i % 100),
+                    "id0": format!("c3ZjLXtpfQ==.{}", i % 100), "id1": "", "ruleName": "service_resp_time_rule",
+                    "alarmMessage": format!("Response time of svc-{} is over 1000ms", i % 100),
+                    "startTime": 1_764_489_600_000_i64, "tags": []})
+            })
+            .collect();
+        let (status, answer) = post("skywalking", serde_json::to_vec(&alarms).unwrap());
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["alerts"], 10_000);
+        assert_eq!(
+            answer["jobs"].as_array().map(Vec::len),
+            Some(100),
+            "{answer}"
+        );
+
+        let text = metrics(port);
+        let count = |source: &str, outcome: &str| {
+            series(
+                &text,
+                &format!("fanout_ingest_bodies_total{{source=\"{source}\",outcome=\"{outcome}\"}}"),
+            )
+        };
+        for source in sources {
+            assert_eq!(count(source, "too_large"), 1.0, "{source}: {text}");
+            let unreadable = if source == "alertmanager" { 5.0 } else { 3.0 };
+            assert_eq!(count(source, "unreadable"), unreadable, "{source}: {text}");
+        }
+        assert!(
+            !worker.log_text().contains("panicked"),
+            "{}",
+            worker.log_text()
+        );
+    }
+}
