@@ -2,8 +2,9 @@
 //! alerts each) posted to `fanout serve`'s `/ingest/alertmanager` on
 //! loopback with keep-alive, every job confirmed by the machine's RabbitMQ
 //! before the answer; side by side in one run with the broker's own
-//! confirmed-publish ceiling for the same job messages (the same queue
-//! path: the prefix's jobs quorum queue, the same concurrency).
+//! confirmed-publish ceiling for the same job messages (made by the same
+//! code from the same bodies, published by fanout's own broker client to
+//! the prefix's jobs quorum queue, at the same concurrency).
 //!
 //! Prints alerts/s and answer latency (p50/p99) for each body size, the
 //! ratio to the ceiling, and p99 at a steady half of the one-alert rate.
@@ -11,12 +12,11 @@
 //! many 20-alert posts), FANOUT_BENCH_CONCURRENCY (default 16).
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::options::QueueDeleteOptions;
+use lapin::{Connection, ConnectionProperties};
 
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const TOKEN: &str = "bench-ingest-token-0123456789";
@@ -135,42 +135,38 @@ async fn post_all(
     }
 }
 
-/// The broker alone: the same job messages published with confirms to the
+/// The broker alone: the very job messages fanout publishes for the same
+/// one-alert bodies (read and routed by the same code), published through
+/// fanout's own broker client (persistent, mandatory, confirmed) to the
 /// same exchange and key, `concurrency` in flight.
-async fn ceiling(prefix: &str, messages: usize, concurrency: usize) -> f64 {
-    let conn = Connection::connect(URL, ConnectionProperties::default())
+async fn ceiling(
+    config: &fanout::config::Config,
+    first: usize,
+    messages: usize,
+    concurrency: usize,
+) -> f64 {
+    let now = chrono::Utc::now();
+    let jobs: Vec<(String, Vec<u8>)> = (0..messages)
+        .map(|i| {
+            let parsed = fanout::ingest::SourceKind::Alertmanager
+                .parse(&body(first + i, 1), now)
+                .expect("the bench's body reads");
+            let routed = config.routes.jobs("alertmanager", &parsed.alerts[0], now);
+            let job = &routed[0].job;
+            (job.id.clone(), serde_json::to_vec(job).unwrap())
+        })
+        .collect();
+    let broker = fanout::broker::Broker::connect(config.broker.as_ref().unwrap())
         .await
         .expect("RabbitMQ");
-    let channel = conn.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let exchange = fanout::broker::Topology::new(prefix).exchange;
-    let job = serde_json::to_vec(&serde_json::json!({
-        "version": 1, "id": "ceiling", "alert": {"group_id": "g", "title": "Checkout p99 above 2s",
-        "labels": {"alertname": "CheckoutLatencyHigh"}}, "targets": [{"destination": "hook"}]
-    }))
-    .unwrap();
-    let channel = Arc::new(channel);
+    let broker = &broker;
     let started = Instant::now();
-    futures::stream::iter(0..messages)
-        .map(|_| {
-            let (channel, exchange, job) = (channel.clone(), exchange.clone(), job.clone());
-            async move {
-                channel
-                    .basic_publish(
-                        exchange.as_str().into(),
-                        fanout::broker::JOB_KEY.into(),
-                        BasicPublishOptions::default(),
-                        &job,
-                        BasicProperties::default().with_delivery_mode(2),
-                    )
-                    .await
-                    .unwrap()
-                    .await
-                    .unwrap();
-            }
+    futures::stream::iter(jobs)
+        .map(|(id, job)| async move {
+            broker
+                .publish(fanout::broker::JOB_KEY, &id, &job)
+                .await
+                .expect("confirmed");
         })
         .buffer_unordered(concurrency)
         .collect::<Vec<()>>()
@@ -200,7 +196,9 @@ fn main() {
          [[routes]]\ntargets = [{{ destination = \"hook\" }}]\n\n\
          [destinations.hook]\nchannel = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n"
     );
-    std::fs::write(dir.path().join("fanout.toml"), config).unwrap();
+    std::fs::write(dir.path().join("fanout.toml"), &config).unwrap();
+    let parsed = fanout::config::Config::parse(&config, "bench", std::rc::Rc::new(|_| None))
+        .expect("the bench's config");
     let server = Server(
         Command::new(env!("CARGO_BIN_EXE_fanout"))
             .args(["serve", "--config", "fanout.toml"])
@@ -229,7 +227,7 @@ fn main() {
         let (sum1, count1) = handler_seconds(port).await;
         let inside_ms = (sum1 - sum0) / (count1 - count0).max(1.0) * 1000.0;
         let twenty = post_all(port, 2_000_000, posts / 5, 20, concurrency, None).await;
-        let broker = ceiling(&prefix, posts, concurrency).await;
+        let broker = ceiling(&parsed, 4_000_000, posts, concurrency).await;
         (one, twenty, broker, inside_ms)
     });
     println!("run                                alerts/s   p50 ms   p99 ms   × broker ceiling");
