@@ -275,3 +275,63 @@ fn every_link_between_the_readme_and_docs_lands() {
         broken.join("\n")
     );
 }
+
+#[test]
+fn the_readme_s_ingest_config_is_a_valid_config_with_its_destinations() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("## Taking alerts straight from the monitors")
+        .nth(1)
+        .expect("the README's ingest section");
+    let toml = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|block| block.split("```").next())
+        .expect("its TOML block");
+    assert!(toml.contains("[ingest.alertmanager]"), "{toml}");
+    let mut text = format!("[broker]\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\n\n{toml}\n");
+    for (name, to) in [("oncall-mail", "oncall"), ("lead-mail", "lead")] {
+        text += &format!(
+            "[destinations.{name}]\nchannel = \"email\"\nsmtp_url = \"smtp://127.0.0.1:25\"\n\
+             from = \"fanout@example.com\"\nto = [\"{to}@example.com\"]\n\n"
+        );
+    }
+    text += "[destinations.ops-wecom]\nchannel = \"wecom\"\nwebhook_url = \"http://127.0.0.1:9/cgi-bin/webhook/send?key=k\"\n";
+    let env = |name: &str| (name == "INGEST_TOKEN").then(|| "a-token-of-24-characters".to_string());
+    let config = fanout::config::Config::parse(&text, "README", std::rc::Rc::new(env))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(config.routes.routes.len(), 2);
+    assert!(config.routes.escalations.contains_key("page"));
+}
+
+#[test]
+fn the_readme_s_alertmanager_receiver_is_one_alertmanager_takes() {
+    // Checked by Alertmanager's own `amtool check-config` (Debian's
+    // prometheus-alertmanager), with a route sending to it.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let yaml = readme
+        .split("## Taking alerts straight from the monitors")
+        .nth(1)
+        .and_then(|s| s.split("```yaml\n").nth(1))
+        .and_then(|block| block.split("  ```").next())
+        .expect("the README's alertmanager.yml block");
+    let dir = tempfile::tempdir().unwrap();
+    let unindented: String = yaml
+        .lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace("<token>", "a-token-of-24-characters");
+    let config = format!("route:\n  receiver: fanout\n{unindented}");
+    let path = crate::support::write_file(dir.path(), "alertmanager.yml", &config);
+    let out = std::process::Command::new("amtool")
+        .args(["check-config", &path])
+        .output()
+        .expect("amtool (apt-get install prometheus-alertmanager; .ci/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}{}\n{config}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
