@@ -75,6 +75,21 @@ async fn handler_seconds(port: u16) -> (f64, f64) {
     )
 }
 
+/// Empty the jobs queue (nothing consumes it here), so each run meets
+/// the same queue rather than the previous runs' hundred thousand jobs.
+async fn purge(prefix: &str) {
+    let conn = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ");
+    let channel = conn.create_channel().await.unwrap();
+    let jobs = fanout::broker::Topology::new(prefix).jobs;
+    channel
+        .queue_purge(jobs.as_str().into(), Default::default())
+        .await
+        .expect("purge the jobs queue");
+    let _ = conn.close(0, "purged".into()).await;
+}
+
 struct Run {
     alerts_per_s: f64,
     p50_ms: f64,
@@ -222,12 +237,16 @@ fn main() {
     });
     println!("ingest: {posts} one-alert and {} twenty-alert Alertmanager bodies, {concurrency} in flight, each job confirmed", posts / 5);
     let (one, twenty, broker, inside_ms) = rt.block_on(async {
+        purge(&prefix).await;
         let (sum0, count0) = handler_seconds(port).await;
         let one = post_all(port, 1_000_000, posts, 1, concurrency, None).await;
         let (sum1, count1) = handler_seconds(port).await;
         let inside_ms = (sum1 - sum0) / (count1 - count0).max(1.0) * 1000.0;
+        purge(&prefix).await;
         let twenty = post_all(port, 2_000_000, posts / 5, 20, concurrency, None).await;
+        purge(&prefix).await;
         let broker = ceiling(&parsed, 4_000_000, posts, concurrency).await;
+        purge(&prefix).await;
         (one, twenty, broker, inside_ms)
     });
     println!("run                                alerts/s   p50 ms   p99 ms   × broker ceiling");
