@@ -74,12 +74,15 @@ pub fn validate(job: &Job, config: &Config) -> Result<(), JobErrors> {
             "is empty: a job needs at least one target".into(),
         );
     }
-    let known = config
-        .destinations
-        .keys()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
+    // Only an error needs the list (jobs from /ingest are validated one by one).
+    let known = || {
+        config
+            .destinations
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for (i, target) in job.targets.iter().enumerate() {
         let path = format!("targets[{i}]");
         if job.targets[..i]
@@ -95,8 +98,9 @@ pub fn validate(job: &Job, config: &Config) -> Result<(), JobErrors> {
             err(
                 format!("{path}.destination"),
                 format!(
-                    "unknown destination {:?} (configured: {known})",
-                    target.destination
+                    "unknown destination {:?} (configured: {})",
+                    target.destination,
+                    known()
                 ),
             );
             continue;

@@ -48,8 +48,6 @@ pub struct ActionEndpoint {
 }
 
 pub fn router(state: HttpState) -> Router {
-    // A body far past every source's limit is refused before it is read
-    // whole; one a little past it is read, counted and answered 413.
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -58,7 +56,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/actions/{action}/{group}", get(confirm).post(act))
         .route(
             "/ingest/{source}",
-            // Each source's own `max_body` is enforced while reading.
+            // Each source's own `max_body` is enforced while reading: an
+            // over-limit body is counted and answered 413 (see ingest.rs).
             post(ingest::ingest).layer(DefaultBodyLimit::disable()),
         )
         .with_state(state)
