@@ -130,11 +130,18 @@ impl Spool {
             .unwrap_or_default()
     }
 
-    fn remove(&self, seq: i64) -> Result<(), SpoolError> {
-        let removed = self
-            .lock()
-            .execute("DELETE FROM spool WHERE seq = ?1", [seq])
-            .map_err(|e| SpoolError(e.to_string()))?;
+    /// Remove the jobs at `seqs` (published), in one synced transaction.
+    fn remove(&self, seqs: &[i64]) -> Result<(), SpoolError> {
+        let fail = |e: rusqlite::Error| SpoolError(e.to_string());
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(fail)?;
+        let mut removed = 0;
+        for seq in seqs {
+            removed += tx
+                .execute("DELETE FROM spool WHERE seq = ?1", [seq])
+                .map_err(fail)?;
+        }
+        tx.commit().map_err(fail)?;
         self.held.fetch_sub(removed as u64, Ordering::AcqRel);
         Ok(())
     }
@@ -146,6 +153,10 @@ impl Spool {
 pub async fn drain(spool: Arc<Spool>, publisher: Arc<Publisher>, every: Duration) {
     let mut backoff = every;
     loop {
+        if spool.is_empty() {
+            tokio::time::sleep(every).await;
+            continue;
+        }
         let batch = {
             let spool = spool.clone();
             tokio::task::spawn_blocking(move || spool.oldest(100))
@@ -156,7 +167,10 @@ pub async fn drain(spool: Arc<Spool>, publisher: Arc<Publisher>, every: Duration
             tokio::time::sleep(every).await;
             continue;
         }
-        let mut sent = 0;
+        // Published in order, one confirm at a time; removed together
+        // (one synced write per batch, not per job). A crash between the
+        // two sends some again: the notification log catches that.
+        let mut published = Vec::new();
         let mut failed = false;
         for (seq, job) in batch {
             if let Err(e) = publisher
@@ -167,14 +181,15 @@ pub async fn drain(spool: Arc<Spool>, publisher: Arc<Publisher>, every: Duration
                 failed = true;
                 break;
             }
-            // Sent twice (a crash right here) is caught by the notification log.
+            published.push(seq);
+        }
+        let sent = published.len();
+        if sent > 0 {
             let spool = spool.clone();
-            match tokio::task::spawn_blocking(move || spool.remove(seq)).await {
-                Ok(Ok(())) => sent += 1,
-                _ => {
-                    failed = true;
-                    break;
-                }
+            let removed = tokio::task::spawn_blocking(move || spool.remove(&published)).await;
+            if !matches!(removed, Ok(Ok(()))) {
+                warn!(message = "Published spooled jobs could not be removed from the spool; they will be published again.");
+                failed = true;
             }
         }
         if sent > 0 {
