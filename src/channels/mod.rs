@@ -380,6 +380,7 @@ registry! {
     Wecom => wecom::WecomConfig,
     PrometheusAlert => prometheusalert::PrometheusAlertConfig,
     Slack => slack::SlackConfig,
+    Dingtalk => dingtalk::DingtalkConfig,
 }
 
 impl ChannelKind {

@@ -535,6 +535,7 @@ fn check_probes_each_chat_channel_without_sending() {
     let fake = slack();
     let bot = FakeWecom::start();
     let pa = FakePrometheusAlert::start(&[("fanout-wx", pa_paths())]);
+    let robot = crate::support::dingtalk::FakeDingtalk::start(None, 20, Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     let good = slack_table("chat", &fake.api_url(), CHANNEL, "")
         + &wecom_table("wx", &bot.url(), "")
@@ -553,6 +554,30 @@ fn check_probes_each_chat_channel_without_sending() {
         pa.requests().iter().all(|r| r.method == "GET"),
         "PrometheusAlert got no alert"
     );
+
+    // DingTalk needs [storage]; here its public URL answers nothing, so
+    // only the robot's row is read.
+    let dd = format!(
+        "[destinations.dd]\nchannel = \"dingtalk\"\nwebhook_url = \"{}\"\n\n\
+         [storage]\nkind = \"internal\"\ndir = \"{}\"\nsigning_key = \"{}\"\n\n\
+         [http]\npublic_url = \"https://fanout.example.com\"\n",
+        robot.url(),
+        dir.path().join("images").display(),
+        "k".repeat(32)
+    );
+    let cfg = write_file(dir.path(), "dd.toml", &dd);
+    let run = fanout_in(dir.path(), &["check", "--config", &cfg], None, &[]);
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("dingtalk dd"))
+        .unwrap_or_else(|| panic!("a dingtalk row: {run}"));
+    assert!(
+        row.contains(" ok ") && row.contains("nothing posted"),
+        "{row}"
+    );
+    assert!(robot.requests().is_empty(), "the robot got nothing");
+    assert!(!run.all_output().contains(&robot.token()), "{run}");
 
     let bad = slack_table("chat", &fake.api_url(), "C0NOTIN", "")
         + &slack_table("chat2", &fake.api_url(), CHANNEL, "").replace(TOKEN, "xoxb-wrong");
@@ -655,7 +680,7 @@ fn worker_text(
 }
 
 #[test]
-fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_and_slack() {
+fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_prometheusalert_and_slack() {
     use crate::support::grafana::{FakeGrafana, Options as GrafanaOptions};
     use crate::support::rabbit::Declared;
     use crate::support::smtp::{Options as SmtpOptions, SmtpServer};
@@ -668,6 +693,9 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_an
     let news_bot = FakeWecom::start();
     let pa = FakePrometheusAlert::start(&[("fanout-wx", pa_paths())]);
     let fake = slack();
+    const DD_SECRET: &str = "SECe2e0123456789abcdef";
+    let robot =
+        crate::support::dingtalk::FakeDingtalk::start(Some(DD_SECRET), 20, Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::free_port();
     let extra = format!(
@@ -679,8 +707,11 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_an
     );
     let destinations = format!(
         "[destinations.ops-mail]\nchannel = \"email\"\nsmtp_url = \"smtp://127.0.0.1:{}\"\n\
-         from = \"fanout <alerts@example.com>\"\nto = [\"oncall@example.com\"]\n\n{}{}{}{}",
+         from = \"fanout <alerts@example.com>\"\nto = [\"oncall@example.com\"]\n\n\
+         [destinations.dd]\nchannel = \"dingtalk\"\nwebhook_url = \"{}\"\nsecret = \"{DD_SECRET}\"\n\
+         mentioned_mobile_list = [\"13800001111\"]\n\n{}{}{}{}",
         smtp.port,
+        robot.url(),
         wecom_table("wx", &bot.url(), ""),
         wecom_table("wx-news", &news_bot.url(), "mode = \"news\""),
         pa_table(
@@ -700,8 +731,8 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_an
         "alert": {"group_id": "g-e2e", "title": "p99 latency > 1s", "severity": "critical",
                   "labels": {"service": "gateway"}, "started_at": "2026-11-23T03:00:00Z"},
         "charts": [{"grafana": {"dashboard_uid": "abc", "panel_id": 7}, "width": 600, "height": 300, "title": "p99"}],
-        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "12s"}, {"resolve": true}],
-        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "pa"}, {"destination": "chat"}]
+        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "dd", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "12s"}, {"resolve": true}],
+        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "dd"}, {"destination": "pa"}, {"destination": "chat"}]
     });
     let job = write_file(dir.path(), "job.json", &job.to_string());
     // Waits count from the enqueue stamp: the worker runs first. Slack's
@@ -801,6 +832,28 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_an
     let png = reqwest::blocking::get(picurl).unwrap().bytes().unwrap();
     assert!(crate::render::count_colour(&png, CHART).2 > 2_000);
 
+    // DingTalk: signed markdown whose picture, the chart's signed URL,
+    // serves the chart; then the resolve.
+    let messages = wait_for("DingTalk's messages", Duration::from_secs(30), || {
+        let got = robot.messages();
+        (got.len() >= 2).then_some(got)
+    });
+    let text = messages[0]["markdown"]["text"].as_str().unwrap();
+    let picture = regex::Regex::new(r"!\[p99\]\((http://127\.0\.0\.1:\d+/images/[^)]+)\)")
+        .unwrap()
+        .captures(text)
+        .unwrap_or_else(|| panic!("the chart as a picture: {text}"))[1]
+        .to_string();
+    let png = reqwest::blocking::get(&picture).unwrap().bytes().unwrap();
+    assert!(crate::render::count_colour(&png, CHART).2 > 2_000);
+    assert_eq!(messages[0]["at"]["atMobiles"][0], "13800001111");
+    assert!(text.ends_with("@13800001111"), "{text}");
+    assert!(messages[1]["markdown"]["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("[RESOLVED]"));
+    assert!(robot.violations().is_empty(), "{:?}", robot.violations());
+
     // PrometheusAlert: the chart's signed URL serves the chart.
     let requests = wait_for(
         "PrometheusAlert's requests",
@@ -832,7 +885,10 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_prometheusalert_an
     assert!(crate::render::count_colour(inline.contents(), CHART).2 > 2_000);
     let log = worker.log_text();
     assert!(
-        !log.contains(TOKEN) && !log.contains(&bot.key()),
+        !log.contains(TOKEN)
+            && !log.contains(&bot.key())
+            && !log.contains(&robot.token())
+            && !log.contains(DD_SECRET),
         "no secret in the log"
     );
 }

@@ -17,6 +17,7 @@
 //! A channel takes part by implementing [`Vendor`] in a file of this folder
 //! and calling [`check`].
 
+mod dingtalk;
 mod email;
 mod prometheusalert;
 mod slack;

@@ -2,6 +2,7 @@
 //! and start real servers (see `smtp.rs`).
 
 pub mod celery;
+pub mod dingtalk;
 pub mod forward;
 pub mod grafana;
 pub mod monitors;
