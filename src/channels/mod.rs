@@ -381,6 +381,7 @@ registry! {
     PrometheusAlert => prometheusalert::PrometheusAlertConfig,
     Slack => slack::SlackConfig,
     Dingtalk => dingtalk::DingtalkConfig,
+    Discord => discord::DiscordConfig,
 }
 
 impl ChannelKind {

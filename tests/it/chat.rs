@@ -536,10 +536,15 @@ fn check_probes_each_chat_channel_without_sending() {
     let bot = FakeWecom::start();
     let pa = FakePrometheusAlert::start(&[("fanout-wx", pa_paths())]);
     let robot = crate::support::dingtalk::FakeDingtalk::start(None, 20, Duration::from_secs(60));
+    let hook = crate::support::discord::FakeDiscord::start(30, Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     let good = slack_table("chat", &fake.api_url(), CHANNEL, "")
         + &wecom_table("wx", &bot.url(), "")
-        + &pa_table("pa", &pa.url("type=wx&tpl=fanout-wx&wxurl=x"), "");
+        + &pa_table("pa", &pa.url("type=wx&tpl=fanout-wx&wxurl=x"), "")
+        + &format!(
+            "[destinations.dc]\nchannel = \"discord\"\nwebhook_url = \"{}\"\n",
+            hook.url()
+        );
     let cfg = write_file(dir.path(), "good.toml", &good);
     let run = fanout_in(dir.path(), &["check", "--config", &cfg], None, &[]);
     run.assert_code(0);
@@ -550,6 +555,17 @@ fn check_probes_each_chat_channel_without_sending() {
         !fake.calls_of("auth.test").is_empty() && !fake.calls_of("conversations.info").is_empty()
     );
     assert!(bot.requests().is_empty(), "the bot got nothing");
+    assert!(
+        run.stdout
+            .contains("webhook \"alerts\" in channel 555000111222333444; nothing posted"),
+        "{run}"
+    );
+    assert_eq!(
+        (hook.gets(), hook.posts()),
+        (1, 0),
+        "Discord was read, not posted to"
+    );
+    assert!(!run.stdout.contains(&hook.token()), "{run}");
     assert!(
         pa.requests().iter().all(|r| r.method == "GET"),
         "PrometheusAlert got no alert"
@@ -680,7 +696,8 @@ fn worker_text(
 }
 
 #[test]
-fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_prometheusalert_and_slack() {
+fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_discord_prometheusalert_and_slack(
+) {
     use crate::support::grafana::{FakeGrafana, Options as GrafanaOptions};
     use crate::support::rabbit::Declared;
     use crate::support::smtp::{Options as SmtpOptions, SmtpServer};
@@ -696,6 +713,7 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_prometheu
     const DD_SECRET: &str = "SECe2e0123456789abcdef";
     let robot =
         crate::support::dingtalk::FakeDingtalk::start(Some(DD_SECRET), 20, Duration::from_secs(60));
+    let hook = crate::support::discord::FakeDiscord::start(30, Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::free_port();
     let extra = format!(
@@ -709,9 +727,11 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_prometheu
         "[destinations.ops-mail]\nchannel = \"email\"\nsmtp_url = \"smtp://127.0.0.1:{}\"\n\
          from = \"fanout <alerts@example.com>\"\nto = [\"oncall@example.com\"]\n\n\
          [destinations.dd]\nchannel = \"dingtalk\"\nwebhook_url = \"{}\"\nsecret = \"{DD_SECRET}\"\n\
-         mentioned_mobile_list = [\"13800001111\"]\n\n{}{}{}{}",
+         mentioned_mobile_list = [\"13800001111\"]\n\n\
+         [destinations.dc]\nchannel = \"discord\"\nwebhook_url = \"{}\"\n\n{}{}{}{}",
         smtp.port,
         robot.url(),
+        hook.url(),
         wecom_table("wx", &bot.url(), ""),
         wecom_table("wx-news", &news_bot.url(), "mode = \"news\""),
         pa_table(
@@ -731,8 +751,8 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_prometheu
         "alert": {"group_id": "g-e2e", "title": "p99 latency > 1s", "severity": "critical",
                   "labels": {"service": "gateway"}, "started_at": "2026-11-23T03:00:00Z"},
         "charts": [{"grafana": {"dashboard_uid": "abc", "panel_id": 7}, "width": 600, "height": 300, "title": "p99"}],
-        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "dd", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "12s"}, {"resolve": true}],
-        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "dd"}, {"destination": "pa"}, {"destination": "chat"}]
+        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "dd", "dc", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "12s"}, {"resolve": true}],
+        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "dd"}, {"destination": "dc"}, {"destination": "pa"}, {"destination": "chat"}]
     });
     let job = write_file(dir.path(), "job.json", &job.to_string());
     // Waits count from the enqueue stamp: the worker runs first. Slack's
@@ -854,6 +874,23 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_prometheu
         .starts_with("[RESOLVED]"));
     assert!(robot.violations().is_empty(), "{:?}", robot.violations());
 
+    // Discord: an embed showing the chart uploaded with it; then the resolve.
+    let posted = wait_for("Discord's messages", Duration::from_secs(30), || {
+        let got = hook.messages();
+        (got.len() >= 2).then_some(got)
+    });
+    let embed = &posted[0].payload["embeds"][0];
+    assert_eq!(embed["title"], "[CRITICAL] p99 latency > 1s");
+    assert_eq!(embed["image"]["url"], "attachment://chart0.png");
+    let (field, name, png) = &posted[0].files[0];
+    assert_eq!((field.as_str(), name.as_str()), ("files[0]", "chart0.png"));
+    assert!(crate::render::count_colour(png, CHART).2 > 2_000);
+    assert!(posted[1].payload["embeds"][0]["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("[RESOLVED]"));
+    assert!(hook.refused().is_empty(), "{:?}", hook.refused());
+
     // PrometheusAlert: the chart's signed URL serves the chart.
     let requests = wait_for(
         "PrometheusAlert's requests",
@@ -888,6 +925,7 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_prometheu
         !log.contains(TOKEN)
             && !log.contains(&bot.key())
             && !log.contains(&robot.token())
+            && !log.contains(&hook.token())
             && !log.contains(DD_SECRET),
         "no secret in the log"
     );

@@ -18,6 +18,7 @@
 //! and calling [`check`].
 
 mod dingtalk;
+mod discord;
 mod email;
 mod prometheusalert;
 mod slack;

@@ -3,6 +3,7 @@
 
 pub mod celery;
 pub mod dingtalk;
+pub mod discord;
 pub mod forward;
 pub mod grafana;
 pub mod monitors;
