@@ -382,6 +382,7 @@ registry! {
     Slack => slack::SlackConfig,
     Dingtalk => dingtalk::DingtalkConfig,
     Discord => discord::DiscordConfig,
+    Telegram => telegram::TelegramConfig,
 }
 
 impl ChannelKind {

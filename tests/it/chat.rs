@@ -537,6 +537,7 @@ fn check_probes_each_chat_channel_without_sending() {
     let pa = FakePrometheusAlert::start(&[("fanout-wx", pa_paths())]);
     let robot = crate::support::dingtalk::FakeDingtalk::start(None, 20, Duration::from_secs(60));
     let hook = crate::support::discord::FakeDiscord::start(30, Duration::from_secs(60));
+    let tg = crate::support::telegram::FakeTelegram::start("-100777", 20, Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     let good = slack_table("chat", &fake.api_url(), CHANNEL, "")
         + &wecom_table("wx", &bot.url(), "")
@@ -544,6 +545,11 @@ fn check_probes_each_chat_channel_without_sending() {
         + &format!(
             "[destinations.dc]\nchannel = \"discord\"\nwebhook_url = \"{}\"\n",
             hook.url()
+        )
+        + &format!(
+            "[destinations.tg]\nchannel = \"telegram\"\nbot_token = \"{}\"\nchat_id = \"-100777\"\napi_url = \"{}\"\n",
+            tg.token(),
+            tg.api_url()
         );
     let cfg = write_file(dir.path(), "good.toml", &good);
     let run = fanout_in(dir.path(), &["check", "--config", &cfg], None, &[]);
@@ -566,6 +572,17 @@ fn check_probes_each_chat_channel_without_sending() {
         "Discord was read, not posted to"
     );
     assert!(!run.stdout.contains(&hook.token()), "{run}");
+    assert!(
+        run.stdout
+            .contains("bot @fanout_test_bot; chat \"On-call\" found; nothing posted"),
+        "{run}"
+    );
+    assert_eq!(
+        (tg.reads(), tg.messages().len()),
+        (2, 0),
+        "Telegram was read, not posted to"
+    );
+    assert!(!run.stdout.contains(&tg.token()), "{run}");
     assert!(
         pa.requests().iter().all(|r| r.method == "GET"),
         "PrometheusAlert got no alert"
@@ -696,8 +713,7 @@ fn worker_text(
 }
 
 #[test]
-fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_discord_prometheusalert_and_slack(
-) {
+fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email() {
     use crate::support::grafana::{FakeGrafana, Options as GrafanaOptions};
     use crate::support::rabbit::Declared;
     use crate::support::smtp::{Options as SmtpOptions, SmtpServer};
@@ -714,6 +730,11 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_discord_p
     let robot =
         crate::support::dingtalk::FakeDingtalk::start(Some(DD_SECRET), 20, Duration::from_secs(60));
     let hook = crate::support::discord::FakeDiscord::start(30, Duration::from_secs(60));
+    let tg = crate::support::telegram::FakeTelegram::start(
+        "-1001234567890",
+        20,
+        Duration::from_secs(60),
+    );
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::free_port();
     let extra = format!(
@@ -728,10 +749,13 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_discord_p
          from = \"fanout <alerts@example.com>\"\nto = [\"oncall@example.com\"]\n\n\
          [destinations.dd]\nchannel = \"dingtalk\"\nwebhook_url = \"{}\"\nsecret = \"{DD_SECRET}\"\n\
          mentioned_mobile_list = [\"13800001111\"]\n\n\
-         [destinations.dc]\nchannel = \"discord\"\nwebhook_url = \"{}\"\n\n{}{}{}{}",
+         [destinations.dc]\nchannel = \"discord\"\nwebhook_url = \"{}\"\n\n\
+         [destinations.tg]\nchannel = \"telegram\"\nbot_token = \"{}\"\nchat_id = \"-1001234567890\"\napi_url = \"{}\"\n\n{}{}{}{}",
         smtp.port,
         robot.url(),
         hook.url(),
+        tg.token(),
+        tg.api_url(),
         wecom_table("wx", &bot.url(), ""),
         wecom_table("wx-news", &news_bot.url(), "mode = \"news\""),
         pa_table(
@@ -751,8 +775,8 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_discord_p
         "alert": {"group_id": "g-e2e", "title": "p99 latency > 1s", "severity": "critical",
                   "labels": {"service": "gateway"}, "started_at": "2026-11-23T03:00:00Z"},
         "charts": [{"grafana": {"dashboard_uid": "abc", "panel_id": 7}, "width": 600, "height": 300, "title": "p99"}],
-        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "dd", "dc", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "12s"}, {"resolve": true}],
-        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "dd"}, {"destination": "dc"}, {"destination": "pa"}, {"destination": "chat"}]
+        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "dd", "dc", "tg", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "12s"}, {"resolve": true}],
+        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "dd"}, {"destination": "dc"}, {"destination": "tg"}, {"destination": "pa"}, {"destination": "chat"}]
     });
     let job = write_file(dir.path(), "job.json", &job.to_string());
     // Waits count from the enqueue stamp: the worker runs first. Slack's
@@ -891,6 +915,26 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_discord_p
         .starts_with("[RESOLVED]"));
     assert!(hook.refused().is_empty(), "{:?}", hook.refused());
 
+    // Telegram: the chart as a captioned photo; the resolve replies to it.
+    let sent = wait_for("Telegram's messages", Duration::from_secs(30), || {
+        let got = tg.messages();
+        (got.len() >= 2).then_some(got)
+    });
+    assert_eq!(sent[0].method, "sendPhoto");
+    assert!(
+        sent[0].text.contains("[CRITICAL] p99 latency &gt; 1s"),
+        "{}",
+        sent[0].text
+    );
+    assert!(crate::render::count_colour(&sent[0].photos[0], CHART).2 > 2_000);
+    assert_eq!(
+        sent[1].reply_to,
+        Some(sent[0].message_id),
+        "the resolve replies"
+    );
+    assert!(sent[1].text.contains("RESOLVED"));
+    assert!(tg.refused().is_empty(), "{:?}", tg.refused());
+
     // PrometheusAlert: the chart's signed URL serves the chart.
     let requests = wait_for(
         "PrometheusAlert's requests",
@@ -926,6 +970,7 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_email_wecom_dingtalk_discord_p
             && !log.contains(&bot.key())
             && !log.contains(&robot.token())
             && !log.contains(&hook.token())
+            && !log.contains(&tg.token())
             && !log.contains(DD_SECRET),
         "no secret in the log"
     );
