@@ -383,6 +383,7 @@ registry! {
     Dingtalk => dingtalk::DingtalkConfig,
     Discord => discord::DiscordConfig,
     Telegram => telegram::TelegramConfig,
+    Teams => teams::TeamsConfig,
 }
 
 impl ChannelKind {

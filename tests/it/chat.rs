@@ -735,6 +735,7 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email()
         20,
         Duration::from_secs(60),
     );
+    let teams = crate::support::teams::FakeTeams::start(30, Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::free_port();
     let extra = format!(
@@ -750,12 +751,14 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email()
          [destinations.dd]\nchannel = \"dingtalk\"\nwebhook_url = \"{}\"\nsecret = \"{DD_SECRET}\"\n\
          mentioned_mobile_list = [\"13800001111\"]\n\n\
          [destinations.dc]\nchannel = \"discord\"\nwebhook_url = \"{}\"\n\n\
-         [destinations.tg]\nchannel = \"telegram\"\nbot_token = \"{}\"\nchat_id = \"-1001234567890\"\napi_url = \"{}\"\n\n{}{}{}{}",
+         [destinations.tg]\nchannel = \"telegram\"\nbot_token = \"{}\"\nchat_id = \"-1001234567890\"\napi_url = \"{}\"\n\n\
+         [destinations.ms]\nchannel = \"teams\"\nwebhook_url = \"{}\"\n\n{}{}{}{}",
         smtp.port,
         robot.url(),
         hook.url(),
         tg.token(),
         tg.api_url(),
+        teams.url(),
         wecom_table("wx", &bot.url(), ""),
         wecom_table("wx-news", &news_bot.url(), "mode = \"news\""),
         pa_table(
@@ -775,8 +778,8 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email()
         "alert": {"group_id": "g-e2e", "title": "p99 latency > 1s", "severity": "critical",
                   "labels": {"service": "gateway"}, "started_at": "2026-11-23T03:00:00Z"},
         "charts": [{"grafana": {"dashboard_uid": "abc", "panel_id": 7}, "width": 600, "height": 300, "title": "p99"}],
-        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "dd", "dc", "tg", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "12s"}, {"resolve": true}],
-        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "dd"}, {"destination": "dc"}, {"destination": "tg"}, {"destination": "pa"}, {"destination": "chat"}]
+        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "dd", "dc", "tg", "ms", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "12s"}, {"resolve": true}],
+        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "dd"}, {"destination": "dc"}, {"destination": "tg"}, {"destination": "ms"}, {"destination": "pa"}, {"destination": "chat"}]
     });
     let job = write_file(dir.path(), "job.json", &job.to_string());
     // Waits count from the enqueue stamp: the worker runs first. Slack's
@@ -935,6 +938,31 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email()
     assert!(sent[1].text.contains("RESOLVED"));
     assert!(tg.refused().is_empty(), "{:?}", tg.refused());
 
+    // Teams: an Adaptive Card whose image, the chart's signed URL, serves
+    // the chart; then the resolve.
+    let cards = wait_for("Teams' cards", Duration::from_secs(30), || {
+        let got = teams.messages();
+        (got.len() >= 2).then_some(got)
+    });
+    let body = cards[0]["attachments"][0]["content"]["body"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let image = body
+        .iter()
+        .find(|e| e["type"] == "Image")
+        .expect("the chart in the card");
+    let png = reqwest::blocking::get(image["url"].as_str().unwrap())
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert!(crate::render::count_colour(&png, CHART).2 > 2_000);
+    assert!(cards[1]["attachments"][0]["content"]["body"][0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("[RESOLVED]"));
+    assert!(teams.refused().is_empty(), "{:?}", teams.refused());
+
     // PrometheusAlert: the chart's signed URL serves the chart.
     let requests = wait_for(
         "PrometheusAlert's requests",
@@ -971,6 +999,7 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email()
             && !log.contains(&robot.token())
             && !log.contains(&hook.token())
             && !log.contains(&tg.token())
+            && !log.contains(&teams.sig())
             && !log.contains(DD_SECRET),
         "no secret in the log"
     );

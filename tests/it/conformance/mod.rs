@@ -22,6 +22,7 @@ mod discord;
 mod email;
 mod prometheusalert;
 mod slack;
+mod teams;
 mod telegram;
 mod webhook;
 mod wecom;

@@ -16,6 +16,7 @@ pub mod s3;
 pub mod serve;
 pub mod slack;
 pub mod smtp;
+pub mod teams;
 pub mod telegram;
 pub mod wecom;
 pub mod worker;
