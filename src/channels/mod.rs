@@ -384,6 +384,7 @@ registry! {
     Discord => discord::DiscordConfig,
     Telegram => telegram::TelegramConfig,
     Teams => teams::TeamsConfig,
+    Feishu => feishu::FeishuConfig,
 }
 
 impl ChannelKind {

@@ -735,6 +735,11 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email()
         20,
         Duration::from_secs(60),
     );
+    let lark = crate::support::feishu::FakeFeishu::start(
+        Some("SECe2e-feishu"),
+        100,
+        Duration::from_secs(60),
+    );
     let teams = crate::support::teams::FakeTeams::start(30, Duration::from_secs(60));
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::free_port();
@@ -752,13 +757,18 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email()
          mentioned_mobile_list = [\"13800001111\"]\n\n\
          [destinations.dc]\nchannel = \"discord\"\nwebhook_url = \"{}\"\n\n\
          [destinations.tg]\nchannel = \"telegram\"\nbot_token = \"{}\"\nchat_id = \"-1001234567890\"\napi_url = \"{}\"\n\n\
-         [destinations.ms]\nchannel = \"teams\"\nwebhook_url = \"{}\"\n\n{}{}{}{}",
+         [destinations.ms]\nchannel = \"teams\"\nwebhook_url = \"{}\"\n\n\
+         [destinations.fs]\nchannel = \"feishu\"\nwebhook_url = \"{}\"\nsecret = \"SECe2e-feishu\"\n\
+         app_id = \"{}\"\napp_secret = \"{}\"\n\n{}{}{}{}",
         smtp.port,
         robot.url(),
         hook.url(),
         tg.token(),
         tg.api_url(),
         teams.url(),
+        lark.url(),
+        crate::support::feishu::APP_ID,
+        lark.app_secret(),
         wecom_table("wx", &bot.url(), ""),
         wecom_table("wx-news", &news_bot.url(), "mode = \"news\""),
         pa_table(
@@ -778,8 +788,8 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email()
         "alert": {"group_id": "g-e2e", "title": "p99 latency > 1s", "severity": "critical",
                   "labels": {"service": "gateway"}, "started_at": "2026-11-23T03:00:00Z"},
         "charts": [{"grafana": {"dashboard_uid": "abc", "panel_id": 7}, "width": 600, "height": 300, "title": "p99"}],
-        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "dd", "dc", "tg", "ms", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "12s"}, {"resolve": true}],
-        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "dd"}, {"destination": "dc"}, {"destination": "tg"}, {"destination": "ms"}, {"destination": "pa"}, {"destination": "chat"}]
+        "escalation": [{"notify": ["ops-mail", "wx", "wx-news", "dd", "dc", "tg", "ms", "fs", "pa", "chat"]}, {"wait": "1s"}, {"notify": ["chat"]}, {"wait": "12s"}, {"resolve": true}],
+        "targets": [{"destination": "ops-mail"}, {"destination": "wx"}, {"destination": "wx-news"}, {"destination": "dd"}, {"destination": "dc"}, {"destination": "tg"}, {"destination": "ms"}, {"destination": "fs"}, {"destination": "pa"}, {"destination": "chat"}]
     });
     let job = write_file(dir.path(), "job.json", &job.to_string());
     // Waits count from the enqueue stamp: the worker runs first. Slack's
@@ -963,6 +973,30 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email()
         .starts_with("[RESOLVED]"));
     assert!(teams.refused().is_empty(), "{:?}", teams.refused());
 
+    // Feishu: a signed card whose image, uploaded through the app, is the
+    // chart; then the resolve.
+    let posted = wait_for("Feishu's cards", Duration::from_secs(30), || {
+        let got = lark.cards();
+        (got.len() >= 2).then_some(got)
+    });
+    let image = posted[0]["card"]["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["tag"] == "img")
+        .expect("the chart in the card");
+    let png = lark
+        .image(image["img_key"].as_str().unwrap())
+        .expect("an uploaded image");
+    assert!(crate::render::count_colour(&png, CHART).2 > 2_000);
+    assert_eq!(posted[1]["card"]["header"]["template"], "green");
+    assert_eq!(
+        lark.tokens(),
+        1,
+        "the tenant token is kept, not fetched per message"
+    );
+    assert!(lark.violations().is_empty(), "{:?}", lark.violations());
+
     // PrometheusAlert: the chart's signed URL serves the chart.
     let requests = wait_for(
         "PrometheusAlert's requests",
@@ -1000,6 +1034,8 @@ fn a_job_on_rabbitmq_with_a_grafana_chart_reaches_every_chat_channel_and_email()
             && !log.contains(&hook.token())
             && !log.contains(&tg.token())
             && !log.contains(&teams.sig())
+            && !log.contains(&lark.app_secret())
+            && !log.contains(&lark.hook_token())
             && !log.contains(DD_SECRET),
         "no secret in the log"
     );

@@ -20,6 +20,7 @@
 mod dingtalk;
 mod discord;
 mod email;
+mod feishu;
 mod prometheusalert;
 mod slack;
 mod teams;

@@ -4,6 +4,7 @@
 pub mod celery;
 pub mod dingtalk;
 pub mod discord;
+pub mod feishu;
 pub mod forward;
 pub mod grafana;
 pub mod monitors;
