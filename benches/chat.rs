@@ -10,9 +10,24 @@
 //! hits both alike; the report gives medians. Rate limits are not applied
 //! here (the worker keeps them): this is the cost of the requests alone.
 
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/dingtalk.rs"]
+mod dingtalk;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/discord.rs"]
+mod discord;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/feishu.rs"]
+mod feishu;
 #[allow(dead_code)]
 #[path = "../tests/it/support/prometheusalert.rs"]
 mod prometheusalert;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/teams.rs"]
+mod teams;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/telegram.rs"]
+mod telegram;
 #[allow(dead_code)]
 #[path = "../tests/it/support/receiver.rs"]
 mod receiver;
@@ -92,15 +107,39 @@ fn main() {
             member: true,
         }],
     );
+    let unlimited = Duration::from_secs(1);
+    let robot = dingtalk::FakeDingtalk::start(Some("SECbench0123456789"), usize::MAX, unlimited);
+    let lark = feishu::FakeFeishu::start(Some("SECbench-feishu"), usize::MAX, unlimited);
+    let discord_hook = discord::FakeDiscord::start(usize::MAX, unlimited);
+    let tg = telegram::FakeTelegram::start("-100200300", usize::MAX, unlimited);
+    let workflow = teams::FakeTeams::start(usize::MAX, unlimited);
+    let storage = tempfile::tempdir().expect("storage dir");
     let text = format!(
-        "[destinations.hook]\nchannel = \"webhook\"\nurl = \"{}\"\n\n\
+        "[storage]\nkind = \"internal\"\ndir = \"{}\"\nsigning_key = \"{}\"\n\n\
+         [http]\npublic_url = \"http://127.0.0.1:9\"\n\n\
+         [destinations.hook]\nchannel = \"webhook\"\nurl = \"{}\"\n\n\
          [destinations.wx]\nchannel = \"wecom\"\nwebhook_url = \"{}\"\n\n\
          [destinations.pa]\nchannel = \"prometheusalert\"\nurl = \"{}\"\n\n\
-         [destinations.chat]\nchannel = \"slack\"\ntoken = \"xoxb-bench\"\nchannel_id = \"C0BENCH\"\napi_url = \"{}\"\n",
+         [destinations.chat]\nchannel = \"slack\"\ntoken = \"xoxb-bench\"\nchannel_id = \"C0BENCH\"\napi_url = \"{}\"\n\n\
+         [destinations.dd]\nchannel = \"dingtalk\"\nwebhook_url = \"{}\"\nsecret = \"SECbench0123456789\"\n\n\
+         [destinations.fs]\nchannel = \"feishu\"\nwebhook_url = \"{}\"\nsecret = \"SECbench-feishu\"\napp_id = \"{}\"\napp_secret = \"{}\"\n\n\
+         [destinations.dc]\nchannel = \"discord\"\nwebhook_url = \"{}\"\n\n\
+         [destinations.tg]\nchannel = \"telegram\"\nbot_token = \"{}\"\nchat_id = \"-100200300\"\napi_url = \"{}\"\n\n\
+         [destinations.ms]\nchannel = \"teams\"\nwebhook_url = \"{}\"\n",
+        storage.path().display(),
+        "b".repeat(32),
         hook.url,
         bot.url(),
         pa.url("type=wx&tpl=fanout-wx&wxurl=https://qyapi/x"),
-        chat.api_url()
+        chat.api_url(),
+        robot.url(),
+        lark.url(),
+        feishu::APP_ID,
+        lark.app_secret(),
+        discord_hook.url(),
+        tg.token(),
+        tg.api_url(),
+        workflow.url(),
     );
     let config = Config::parse(&text, "bench", Rc::new(|_| None)).expect("config");
     let destinations = Destinations::build(&config, None).expect("destinations");
@@ -114,6 +153,11 @@ fn main() {
         ("wx", "WeCom: markdown + image (base64, MD5)", 2),
         ("pa", "PrometheusAlert: one JSON POST", 1),
         ("chat", "Slack: postMessage + 3-step upload", 4),
+        ("dd", "DingTalk: signed markdown, chart by URL", 1),
+        ("fs", "Feishu: image upload + signed card", 2),
+        ("dc", "Discord: multipart embed + file", 1),
+        ("tg", "Telegram: sendPhoto (multipart)", 1),
+        ("ms", "Teams: Adaptive Card, chart by URL", 1),
     ];
     let mut baseline = Vec::new();
     let mut per: Vec<Vec<f64>> = vec![Vec::new(); channels.len()];
