@@ -22,12 +22,6 @@ mod feishu;
 #[allow(dead_code)]
 #[path = "../tests/it/support/prometheusalert.rs"]
 mod prometheusalert;
-#[allow(dead_code, unused_imports)]
-#[path = "../tests/it/support/teams.rs"]
-mod teams;
-#[allow(dead_code, unused_imports)]
-#[path = "../tests/it/support/telegram.rs"]
-mod telegram;
 #[allow(dead_code)]
 #[path = "../tests/it/support/receiver.rs"]
 mod receiver;
@@ -37,6 +31,12 @@ mod serve;
 #[allow(dead_code)]
 #[path = "../tests/it/support/slack/mod.rs"]
 mod slack;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/teams.rs"]
+mod teams;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/telegram.rs"]
+mod telegram;
 #[allow(dead_code)]
 #[path = "../tests/it/support/wecom.rs"]
 mod wecom;

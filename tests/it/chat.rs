@@ -590,27 +590,54 @@ fn check_probes_each_chat_channel_without_sending() {
 
     // DingTalk needs [storage]; here its public URL answers nothing, so
     // only the robot's row is read.
+    // So do Teams, and Feishu without an app; with one, its token is asked for.
+    let lark = crate::support::feishu::FakeFeishu::start(None, 10, Duration::from_secs(60));
+    let teams = crate::support::teams::FakeTeams::start(10, Duration::from_secs(60));
     let dd = format!(
         "[destinations.dd]\nchannel = \"dingtalk\"\nwebhook_url = \"{}\"\n\n\
+         [destinations.fs]\nchannel = \"feishu\"\nwebhook_url = \"{}\"\napp_id = \"{}\"\napp_secret = \"{}\"\n\n\
+         [destinations.ms]\nchannel = \"teams\"\nwebhook_url = \"{}\"\n\n\
          [storage]\nkind = \"internal\"\ndir = \"{}\"\nsigning_key = \"{}\"\n\n\
          [http]\npublic_url = \"https://fanout.example.com\"\n",
         robot.url(),
+        lark.url(),
+        crate::support::feishu::APP_ID,
+        lark.app_secret(),
+        teams.url(),
         dir.path().join("images").display(),
         "k".repeat(32)
     );
     let cfg = write_file(dir.path(), "dd.toml", &dd);
     let run = fanout_in(dir.path(), &["check", "--config", &cfg], None, &[]);
-    let row = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("dingtalk dd"))
-        .unwrap_or_else(|| panic!("a dingtalk row: {run}"));
-    assert!(
-        row.contains(" ok ") && row.contains("nothing posted"),
-        "{row}"
-    );
+    for (component, says) in [
+        ("dingtalk dd", "nothing posted"),
+        (
+            "feishu fs",
+            "app token granted (charts are uploaded); nothing posted",
+        ),
+        ("teams ms", "nothing posted"),
+    ] {
+        let row = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(component))
+            .unwrap_or_else(|| panic!("a {component} row: {run}"));
+        assert!(row.contains(" ok ") && row.contains(says), "{row}");
+    }
     assert!(robot.requests().is_empty(), "the robot got nothing");
-    assert!(!run.all_output().contains(&robot.token()), "{run}");
+    assert!(
+        lark.cards().is_empty() && teams.messages().is_empty(),
+        "nothing posted"
+    );
+    assert_eq!(lark.tokens(), 1);
+    for secret in [
+        robot.token(),
+        lark.app_secret(),
+        lark.hook_token(),
+        teams.sig(),
+    ] {
+        assert!(!run.all_output().contains(&secret), "{run}");
+    }
 
     let bad = slack_table("chat", &fake.api_url(), "C0NOTIN", "")
         + &slack_table("chat2", &fake.api_url(), CHANNEL, "").replace(TOKEN, "xoxb-wrong");
