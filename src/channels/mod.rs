@@ -20,6 +20,7 @@
 //! queues and metrics all read it. Adding a channel is its folder plus one
 //! line there.
 
+pub mod bot;
 pub mod http;
 pub mod image;
 pub mod text;

@@ -116,21 +116,10 @@ impl ChannelSpec for DingtalkConfig {
     }
 
     fn check_target(&self, _destination: &str, target: &DingtalkTarget) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        for (field, list) in [
+        crate::channels::bot::check_mentions(&[
             ("mentioned_list", &target.mentioned_list),
             ("mentioned_mobile_list", &target.mentioned_mobile_list),
-        ] {
-            for (i, item) in list.iter().flatten().enumerate() {
-                if item.trim().is_empty() || item.len() > 64 {
-                    problems.push((
-                        format!("{field}[{i}]"),
-                        "must be a user id or mobile number (1 to 64 bytes)".into(),
-                    ));
-                }
-            }
-        }
-        problems
+        ])
     }
 
     /// The vendor limits each robot, whatever destinations share it.

@@ -127,30 +127,11 @@ impl DingtalkSender {
 /// them; the official table was not reachable from here, so they were
 /// checked against the issue and public client code.
 pub fn judge(body: &[u8], what: &str, token: &str) -> Result<(), SendError> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        errcode: i64,
-        #[serde(default)]
-        errmsg: String,
-    }
-    let answer: Answer = serde_json::from_slice(body).map_err(|_| {
-        SendError::retry(
-            Reason::Server,
-            format!(
-                "{what} answered something that is not its JSON ({} bytes)",
-                body.len()
-            ),
-        )
-    })?;
-    if answer.errcode == 0 {
+    let Some(refusal) = super::bot::answer(body, what, token)? else {
         return Ok(());
-    }
-    let mut errmsg: String = answer.errmsg.chars().take(200).collect();
-    if !token.is_empty() {
-        errmsg = errmsg.replace(token, REDACTED);
-    }
-    let message = format!("{what} answered errcode {}: {errmsg}", answer.errcode);
-    let (class, reason, hint) = match answer.errcode {
+    };
+    let message = refusal.message;
+    let (class, reason, hint) = match refusal.errcode {
         130101 | 410100 => (
             Class::Retry { after: None },
             Reason::RateLimited,

@@ -245,37 +245,17 @@ fn image_message(png: &[u8]) -> Value {
 /// frequency limit are worth another try; anything else (a wrong key, a
 /// refused message) fails the same way again.
 pub fn judge(body: &[u8], what: &str, key: &str) -> Result<(), SendError> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        errcode: i64,
-        #[serde(default)]
-        errmsg: String,
-    }
-    let answer: Answer = serde_json::from_slice(body).map_err(|_| {
-        SendError::retry(
-            Reason::Server,
-            format!(
-                "{what} answered something that is not its JSON ({} bytes)",
-                body.len()
-            ),
-        )
-    })?;
-    if answer.errcode == 0 {
+    let Some(refusal) = super::bot::answer(body, what, key)? else {
         return Ok(());
-    }
-    // Never echo the key, whatever the bot put in its message.
-    let mut errmsg: String = answer.errmsg.chars().take(200).collect();
-    if !key.is_empty() {
-        errmsg = errmsg.replace(key, REDACTED);
-    }
-    let message = format!("{what} answered errcode {}: {errmsg}", answer.errcode);
-    let (class, reason) = match answer.errcode {
+    };
+    let (message, errcode) = (refusal.message, refusal.errcode);
+    let (class, reason) = match errcode {
         45009 => (Class::Retry { after: None }, Reason::RateLimited),
         -1 => (Class::Retry { after: None }, Reason::Server),
         93000 => (Class::Permanent, Reason::Auth),
         _ => (Class::Permanent, Reason::Client),
     };
-    let hint = match answer.errcode {
+    let hint = match errcode {
         93000 => " (the key is wrong, or the bot was removed from the group)",
         45009 => " (the bot takes 20 messages a minute; does something else post with it?)",
         _ => "",
