@@ -40,6 +40,9 @@ mod telegram;
 #[allow(dead_code)]
 #[path = "../tests/it/support/wecom.rs"]
 mod wecom;
+#[allow(dead_code)]
+#[path = "../tests/it/support/window.rs"]
+mod window;
 
 use std::rc::Rc;
 use std::sync::Arc;

@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -49,10 +49,8 @@ struct Inner {
     token: String,
     secret: Option<String>,
     keywords: Vec<String>,
-    count: usize,
-    per: Duration,
     script: VecDeque<(i64, &'static str)>,
-    window: VecDeque<Instant>,
+    window: super::window::RateWindow,
     got: Vec<DingtalkRequest>,
     violations: Vec<String>,
 }
@@ -78,10 +76,8 @@ impl FakeDingtalk {
             token,
             secret: secret.map(str::to_string),
             keywords: Vec::new(),
-            count,
-            per,
             script: VecDeque::new(),
-            window: VecDeque::new(),
+            window: super::window::RateWindow::new(count, per),
             got: Vec::new(),
             violations: Vec::new(),
         }));
@@ -240,18 +236,9 @@ fn judge(
     if !inner.keywords.is_empty() && !inner.keywords.iter().any(|k| text.contains(k.as_str())) {
         return (310000, "keywords not in content".into());
     }
-    let now = Instant::now();
-    while inner
-        .window
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= inner.per)
-    {
-        inner.window.pop_front();
-    }
-    if inner.window.len() >= inner.count {
+    if inner.window.admit().is_err() {
         return (130101, "send too fast, exceed 20 times per minute".into());
     }
-    inner.window.push_back(now);
     (0, "ok".into())
 }
 

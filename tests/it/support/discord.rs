@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -38,9 +38,7 @@ pub struct DiscordMessage {
 struct Inner {
     id: String,
     token: String,
-    count: usize,
-    per: Duration,
-    window: VecDeque<Instant>,
+    window: super::window::RateWindow,
     script: VecDeque<(u16, Value)>,
     posts: usize,
     messages: Vec<DiscordMessage>,
@@ -69,9 +67,7 @@ impl FakeDiscord {
                 1_000_000_000_000_000_000u64 + fastrand::u64(..1_000_000_000)
             ),
             token: format!("wh-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-            count,
-            per,
-            window: VecDeque::new(),
+            window: super::window::RateWindow::new(count, per),
             script: VecDeque::new(),
             posts: 0,
             messages: Vec::new(),
@@ -213,20 +209,7 @@ async fn handle(
             json!({"message": "Invalid Form Body", "code": 50035, "errors": errors}),
         );
     }
-    let now = Instant::now();
-    let per = inner.per;
-    while inner
-        .window
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= per)
-    {
-        inner.window.pop_front();
-    }
-    if inner.window.len() >= inner.count {
-        let wait = inner
-            .window
-            .front()
-            .map_or(per, |t| per.saturating_sub(now.duration_since(*t)));
+    if let Err(wait) = inner.window.admit() {
         let mut response = answer(
             429,
             json!({"message": "You are being rate limited.", "retry_after": wait.as_secs_f64(), "global": false}),
@@ -238,7 +221,7 @@ async fn handle(
         );
         h.insert(
             "x-ratelimit-limit",
-            inner.count.to_string().parse().unwrap(),
+            inner.window.count().to_string().parse().unwrap(),
         );
         h.insert("x-ratelimit-remaining", "0".parse().unwrap());
         h.insert(
@@ -247,7 +230,6 @@ async fn handle(
         );
         return response;
     }
-    inner.window.push_back(now);
     let message_id = format!(
         "{}",
         1_100_000_000_000_000_000u64 + inner.messages.len() as u64

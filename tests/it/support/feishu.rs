@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -40,9 +40,7 @@ struct Inner {
     app_secret: String,
     tokens: Vec<String>,
     images: HashMap<String, Vec<u8>>,
-    count: usize,
-    per: Duration,
-    window: VecDeque<Instant>,
+    window: super::window::RateWindow,
     script: VecDeque<(i64, &'static str)>,
     cards: Vec<Value>,
     violations: Vec<String>,
@@ -68,9 +66,7 @@ impl FakeFeishu {
             app_secret: format!("appsecret{:016x}", fastrand::u64(..)),
             tokens: Vec::new(),
             images: HashMap::new(),
-            count,
-            per,
-            window: VecDeque::new(),
+            window: super::window::RateWindow::new(count, per),
             script: VecDeque::new(),
             cards: Vec::new(),
             violations: Vec::new(),
@@ -270,22 +266,12 @@ async fn handle(
                 .push(format!("img_key {key} was never issued"));
         }
     }
-    let now = Instant::now();
-    let per = inner.per;
-    while inner
-        .window
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= per)
-    {
-        inner.window.pop_front();
-    }
-    if inner.window.len() >= inner.count {
+    if inner.window.admit().is_err() {
         return code(
             11232,
             "frequency limited psm[lark.oapi.app_platform_runtime]appID[1]",
         );
     }
-    inner.window.push_back(now);
     inner.cards.push(message);
     code(0, "success")
 }

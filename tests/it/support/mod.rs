@@ -20,6 +20,7 @@ pub mod smtp;
 pub mod teams;
 pub mod telegram;
 pub mod wecom;
+pub mod window;
 pub mod worker;
 
 use std::io::{Read, Write};

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -23,9 +23,7 @@ pub const MESSAGE_MAX: usize = 28_000;
 
 struct Inner {
     sig: String,
-    count: usize,
-    per: Duration,
-    window: VecDeque<Instant>,
+    window: super::window::RateWindow,
     script: VecDeque<u16>,
     cards: Vec<Value>,
     refused: Vec<String>,
@@ -47,9 +45,7 @@ impl FakeTeams {
     pub fn start(count: usize, per: Duration) -> Self {
         let shared = Arc::new(Mutex::new(Inner {
             sig: format!("sig{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-            count,
-            per,
-            window: VecDeque::new(),
+            window: super::window::RateWindow::new(count, per),
             script: VecDeque::new(),
             cards: Vec::new(),
             refused: Vec::new(),
@@ -190,16 +186,7 @@ async fn handle(
             ),
         );
     }
-    let now = Instant::now();
-    let per = inner.per;
-    while inner
-        .window
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= per)
-    {
-        inner.window.pop_front();
-    }
-    if inner.window.len() >= inner.count {
+    if inner.window.admit().is_err() {
         let mut r = status(
             429,
             r#"{"error":{"code":"WorkflowTriggeredTooManyTimes"}}"#.into(),
@@ -207,7 +194,6 @@ async fn handle(
         r.headers_mut().insert("retry-after", "2".parse().unwrap());
         return r;
     }
-    inner.window.push_back(now);
     inner.cards.push(message);
     StatusCode::ACCEPTED.into_response()
 }

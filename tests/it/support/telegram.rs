@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -45,9 +45,7 @@ pub struct TgMessage {
 struct Inner {
     token: String,
     chat: String,
-    count: usize,
-    per: Duration,
-    window: VecDeque<Instant>,
+    window: super::window::RateWindow,
     script: VecDeque<(u16, Value)>,
     next_id: i64,
     messages: Vec<TgMessage>,
@@ -79,9 +77,7 @@ impl FakeTelegram {
         let shared = Arc::new(Mutex::new(Inner {
             token,
             chat: chat.to_string(),
-            count,
-            per,
-            window: VecDeque::new(),
+            window: super::window::RateWindow::new(count, per),
             script: VecDeque::new(),
             next_id: 100,
             messages: Vec::new(),
@@ -403,29 +399,14 @@ async fn handle(
             return refuse("message to be replied not found".into(), &mut inner);
         }
     }
-    let now = Instant::now();
-    let per = inner.per;
-    while inner
-        .window
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= per)
-    {
-        inner.window.pop_front();
-    }
-    if inner.window.len() >= inner.count {
-        let wait = inner
-            .window
-            .front()
-            .map_or(per, |t| per.saturating_sub(now.duration_since(*t)))
-            .as_secs()
-            .max(1);
+    if let Err(wait) = inner.window.admit() {
+        let wait = wait.as_secs().max(1);
         return fail(
             429,
             &format!("Too Many Requests: retry after {wait}"),
             Some(json!({"retry_after": wait})),
         );
     }
-    inner.window.push_back(now);
     let topic = p["message_thread_id"]
         .as_i64()
         .or_else(|| p["message_thread_id"].as_str().and_then(|t| t.parse().ok()));
