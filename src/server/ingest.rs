@@ -1,13 +1,14 @@
 //! `POST /ingest/<source>`: a monitor's own webhook body → its alerts →
-//! the routes they take → jobs, each confirmed by the broker before the
-//! answer.
+//! the routes they take → jobs, each durable before the answer: confirmed
+//! by the broker, or written to the spool while the broker is away.
 //!
 //! Answers (never 200-and-drop): `202` with the job ids once every job is
 //! durable; `400` with the JSON path of what cannot be read; `401` for a
-//! missing or wrong credential (counted, never logged); `404` for a source
-//! not in `[ingest]`; `413` over the source's `max_body`; `503` when the
-//! broker did not confirm (the monitor's retry, or its next notification,
-//! brings the alerts again; job ids are stable, so nothing is sent twice).
+//! missing or wrong token or signature (counted by reason, never logged);
+//! `404` for a source not in `[ingest]`; `413` over the source's
+//! `max_body`; `503` only when the broker did not confirm and the spool is
+//! full or off (logged as an error; job ids are stable, so the monitor's
+//! next notification sends nothing twice).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -234,29 +235,36 @@ async fn make_durable(
     endpoint: &IngestEndpoint,
     jobs: &[crate::job::Job],
 ) -> Result<usize, String> {
-    let spool_item = |job: &crate::job::Job| Spooled {
-        routing_key: JOB_KEY.to_string(),
-        id: job.id.clone(),
-        body: serde_json::to_vec(job).unwrap_or_default(),
-    };
+    // Each job serialized once: published from this, spooled from this.
+    let items: Vec<Spooled> = jobs
+        .iter()
+        .map(|job| Spooled {
+            routing_key: JOB_KEY.to_string(),
+            id: job.id.clone(),
+            body: serde_json::to_vec(job).unwrap_or_default(),
+        })
+        .collect();
     let waiting = endpoint.spool.as_ref().is_some_and(|s| !s.is_empty());
     let unconfirmed: Vec<Spooled> = if waiting {
-        jobs.iter().map(spool_item).collect()
+        items
     } else {
+        let publisher = &endpoint.publisher;
         let published = tokio::time::timeout(
             CONFIRM_WITHIN,
-            futures::future::join_all(jobs.iter().map(|job| {
-                let body = serde_json::to_vec(job).unwrap_or_default();
-                let publisher = &endpoint.publisher;
-                async move { publisher.publish(JOB_KEY, &job.id, &body).await.is_ok() }
+            futures::future::join_all(items.iter().map(|item| async move {
+                publisher
+                    .publish(&item.routing_key, &item.id, &item.body)
+                    .await
+                    .is_ok()
             })),
         )
         .await
-        .unwrap_or_else(|_| vec![false; jobs.len()]);
-        jobs.iter()
+        .unwrap_or_else(|_| vec![false; items.len()]);
+        items
+            .into_iter()
             .zip(published)
             .filter(|(_, ok)| !ok)
-            .map(|(job, _)| spool_item(job))
+            .map(|(item, _)| item)
             .collect()
     };
     if unconfirmed.is_empty() {
