@@ -47,6 +47,11 @@ impl Destination {
         self.settings.rate
     }
 
+    /// What a long backlog of this destination becomes.
+    pub fn backlog(&self) -> crate::rate::Backlog {
+        self.settings.backlog
+    }
+
     /// Repeat suppression for jobs that set none of their own.
     pub fn suppress(&self) -> Option<&Suppress> {
         self.settings.suppress.as_ref()

@@ -27,6 +27,7 @@
 //! | | [`config`] | one TOML file, every bad key reported at once; each section's reader beside its module |
 //! | validate | [`validate`], [`destinations`], [`broker`] | a job against the configured destinations; the configured destinations with their senders, retry and rate; RabbitMQ topology and delay tiers |
 //! | | [`actions`] | signed acknowledge/resolve/silence links |
+//! | | [`digest`] | a long rate-limit backlog folded into one summary per destination |
 //! | deliver | [`pipeline`] | one delivery to one target, the same for `send` and the worker: notification log → gate → rate → send → record |
 //! | entry points | [`send`], [`worker`], [`server`] | `fanout send` in process; the RabbitMQ worker's stages; the HTTP server (health, metrics, images, action links) |
 
@@ -40,6 +41,7 @@ pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod destinations;
+pub mod digest;
 pub mod images;
 pub mod ingest;
 pub mod job;

@@ -32,9 +32,10 @@ use crate::chain::group::{self, Gate, GroupState};
 use crate::chain::RESOLVED_STEP;
 use crate::delivery::{log_step, Delivery, Outcome, Reason, SendError, Sent};
 use crate::destinations::{Destination, Destinations};
+use crate::digest;
 use crate::job::{Job, Target};
 use crate::metrics::{ChannelLabels, DestinationLabels, Metrics};
-use crate::rate::{RateLimit, SlotTime};
+use crate::rate::{Backlog, RateLimit, SlotTime};
 use crate::store::{DeliveryKey, Store};
 
 /// A delivery before its charts are loaded: what the pipeline reads to
@@ -284,14 +285,69 @@ impl<'a> Pipeline<'a> {
             .filter(|s| s.chain == key.job_id)
             .and_then(|mut s| s.threads.remove(&thread_key));
 
-        // 3. The rate limit: the slot this send keeps, if any.
+        // 3. The rate limit: the slot this send keeps, if any. Past the
+        // destination's `digest_after`, the notification is folded into
+        // the digest instead (see `digest`).
+        let me = format!("{}/{}/{}", key.job_id, key.step, key.destination);
         let mut slot = None;
+        let mut folded_in = None;
         if let (Some(store), Some(rate)) = (self.store, destination.rate()) {
             let cost = destination.messages(pending.images(), pending.target());
             let scope = destination.rate_scope(pending.target());
-            let at = match attempt.slot_ms {
-                Some(at) => at,
-                None => reserve(store, &scope, rate, cost, &name).await,
+            // A carrier (this attempt or a retry of it) sends the digest.
+            if let Backlog::Digest { .. } = destination.backlog() {
+                folded_in = digest::carried(store, &name, &me).await.unwrap_or_else(|e| {
+                    warn!(message = "Digest unreadable; sending this notification alone.", destination = %name, error = %e);
+                    None
+                });
+            }
+            let at = match (attempt.slot_ms, destination.backlog()) {
+                (Some(at), _) => at,
+                (None, Backlog::Digest { .. }) if folded_in.is_some() => {
+                    reserve(store, &scope, rate, cost, &name).await
+                }
+                (None, Backlog::Digest { after }) => {
+                    let now = Utc::now().timestamp_millis();
+                    let within = after.as_millis() as i64;
+                    match store
+                        .reserve_slot_within(&scope, rate, cost, now, within)
+                        .await
+                    {
+                        Ok(Some(at)) => at,
+                        Ok(None) => {
+                            let entry = digest::Folded::of(pending.job());
+                            match digest::fold(store, &name, &me, entry).await {
+                                Ok(true) => {
+                                    info!(message = "Backlog past digest_after: this notification carries the digest.", delivery = %me, destination = %name);
+                                    self.count(channel, &name, "folded");
+                                    let at = reserve(store, &scope, rate, cost, &name).await;
+                                    return self.rate_limited(&name, at);
+                                }
+                                Ok(false) => {
+                                    let sent = Sent::new("folded into the digest");
+                                    let noted = Noted {
+                                        target: pending.target().clone(),
+                                        thread_key: destination.thread_key(pending.target()),
+                                        resolved_notice,
+                                    };
+                                    record(store, &key, &group_id, noted, &sent).await;
+                                    info!(message = "Folded into the digest.", delivery = %me, destination = %name);
+                                    self.count(channel, &name, "folded");
+                                    return Attempted::Sent(sent);
+                                }
+                                Err(e) => {
+                                    warn!(message = "Digest unwritable; queueing this notification.", destination = %name, error = %e);
+                                    reserve(store, &scope, rate, cost, &name).await
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            warn!(message = "Rate limit unreadable; sending now.", destination = %name, error = %e);
+                            now
+                        }
+                    }
+                }
+                (None, Backlog::Queue) => reserve(store, &scope, rate, cost, &name).await,
             };
             if SlotTime::of(at, Utc::now().timestamp_millis()) == SlotTime::Ahead {
                 return self.rate_limited(&name, at);
@@ -310,6 +366,13 @@ impl<'a> Pipeline<'a> {
         delivery.progress = attempt.progress;
         if actions.is_some() {
             delivery.actions = actions;
+        }
+        // The digest's carrier sends the summary in place of its own
+        // notification (alone, it is just late).
+        let carried = folded_in;
+        if let Some(entries) = carried.as_ref().filter(|e| e.len() > 1) {
+            info!(message = "Sending the digest.", delivery = %me, destination = %name, alerts = entries.len());
+            delivery = digest::summary(&delivery, entries);
         }
         // Loading the charts, or a backlog, may have made the send late: a
         // missed slot is given up for a new one rather than crowding the
@@ -333,11 +396,22 @@ impl<'a> Pipeline<'a> {
         }
         // With "Delivered." below, this brackets the one window in which a
         // crash can cause a duplicate: sent, not yet recorded.
-        let id = format!("{}/{}/{}", key.job_id, key.step, key.destination);
+        let id = me;
         debug!(message = "Sending.", delivery = %id, attempt = attempt.number);
         let target = delivery.target.clone();
         let result = destination.send(&delivery).await;
         drop(delivery);
+        // The carrier is done with what it sent, or (failed for good)
+        // hands the entries on to the next fold.
+        if let (Some(store), Some(entries)) = (self.store, &carried) {
+            let retry_later = matches!(&result, Err(e) if e.is_retryable());
+            if !retry_later {
+                let sent = if result.is_ok() { entries.len() } else { 0 };
+                if let Err(e) = digest::done(store, &name, &id, sent).await {
+                    warn!(message = "Digest sent, but not cleared: its alerts may be listed again.", destination = %name, error = %e);
+                }
+            }
+        }
 
         // 5. Record, or decide what comes next.
         match result {

@@ -48,6 +48,21 @@ impl SlotTime {
     }
 }
 
+/// What a rate-limited destination does when its backlog grows longer
+/// than a person should wait (`on_backlog`, `digest_after`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backlog {
+    /// Every notification waits for its own slot, however late.
+    Queue,
+    /// A notification whose slot lies more than `after` ahead is folded
+    /// into one summary per destination, sent in the next free slot.
+    Digest { after: Duration },
+}
+
+/// How long a chat notification may wait for a slot before it is folded
+/// into the digest, by default.
+pub const DEFAULT_DIGEST_AFTER: Duration = Duration::from_secs(120);
+
 /// `count` sends per `period`, e.g. `20/min`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
@@ -117,12 +132,14 @@ local now = tonumber(ARGV[1])
 local count = tonumber(ARGV[2])
 local period = tonumber(ARGV[3])
 local cost = math.max(1, math.min(tonumber(ARGV[4]), count))
+local within = tonumber(ARGV[5])
 local recent = redis.call('LRANGE', KEYS[1], 0, -1)
 local n = #recent
 local room = count - cost
 local at = now
 if n > 0 then at = math.max(at, tonumber(recent[n])) end
 if n > room then at = math.max(at, tonumber(recent[n - room]) + period) end
+if at - now > within then return -1 end
 for _ = 1, cost do redis.call('RPUSH', KEYS[1], at) end
 if n + cost > count then redis.call('LTRIM', KEYS[1], n + cost - count, -1) end
 redis.call('PEXPIRE', KEYS[1], at - now + period + 1000)

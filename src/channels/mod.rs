@@ -61,6 +61,10 @@ pub trait ChannelSpec: Sized + Clone + std::fmt::Debug {
     const TEMPLATES: &'static [DefaultTemplate];
     /// The vendor's own limit, kept unless the destination sets `rate`.
     const DEFAULT_RATE: Option<&'static str> = None;
+    /// Whether a backlog past `digest_after` is folded into a digest by
+    /// default (`on_backlog = "digest"`): the chat bots, whose quotas are
+    /// where alerts die; mail and webhooks queue.
+    const DIGEST_BY_DEFAULT: bool = false;
 
     /// Its per-target overrides.
     type Target: TargetFields;
@@ -248,6 +252,12 @@ macro_rules! registry {
             pub fn default_rate(self) -> Option<&'static str> {
                 match self {
                     $(ChannelKind::$variant => <$module::$config as ChannelSpec>::DEFAULT_RATE),+
+                }
+            }
+
+            pub fn digest_by_default(self) -> bool {
+                match self {
+                    $(ChannelKind::$variant => <$module::$config as ChannelSpec>::DIGEST_BY_DEFAULT),+
                 }
             }
 

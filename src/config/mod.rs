@@ -110,6 +110,8 @@ pub struct Destination {
     pub template: Option<PathBuf>,
     /// Repeat suppression for jobs that set none (`suppress = { key, window }`).
     pub suppress: Option<crate::job::Suppress>,
+    /// A long backlog: queued, or folded into a digest.
+    pub backlog: crate::rate::Backlog,
 }
 
 impl Destination {
@@ -464,6 +466,8 @@ fn read_destination(name: &str, d: &Section, storage: bool) -> Option<Destinatio
             }
         },
     });
+    let on_backlog = d.string("on_backlog");
+    let digest_after = d.span("digest_after");
     let template = d.string("template").map(PathBuf::from);
     let suppress = d.table("suppress").and_then(|t| {
         let key = t.required_string("key", "a template, e.g. \"{{ alert.labels.service }}\"");
@@ -507,6 +511,42 @@ fn read_destination(name: &str, d: &Section, storage: bool) -> Option<Destinatio
         kind.default_rate()
             .and_then(|text| RateLimit::parse(text).ok())
     });
+    let digest = match on_backlog.as_deref() {
+        None => kind.digest_by_default() && rate.is_some(),
+        Some("digest") => true,
+        Some("queue") => false,
+        Some(other) => {
+            d.error(
+                "on_backlog",
+                format!("{other:?} is not a choice"),
+                Some("\"digest\" (fold a long backlog into one summary) or \"queue\" (every notification waits its turn)"),
+            );
+            return None;
+        }
+    };
+    if digest && rate.is_none() {
+        d.error(
+            "on_backlog",
+            "a digest folds the backlog of a rate limit, and this destination has none",
+            Some("set rate = \"20/min\", or on_backlog = \"queue\""),
+        );
+        return None;
+    }
+    if digest_after.is_some() && !digest {
+        d.error(
+            "digest_after",
+            "has no effect unless on_backlog = \"digest\"",
+            None,
+        );
+        return None;
+    }
+    let backlog = if digest {
+        crate::rate::Backlog::Digest {
+            after: digest_after.map_or(crate::rate::DEFAULT_DIGEST_AFTER, |s| s.0),
+        }
+    } else {
+        crate::rate::Backlog::Queue
+    };
     let retry = RetryPolicy {
         max_attempts: max_attempts.map_or(RetryPolicy::default().max_attempts, |n| n as u32),
         max_age: max_age.map_or(RetryPolicy::default().max_age, |s| s.0),
@@ -519,6 +559,7 @@ fn read_destination(name: &str, d: &Section, storage: bool) -> Option<Destinatio
         rate,
         template,
         suppress,
+        backlog,
     })
 }
 

@@ -99,9 +99,25 @@ impl Store {
         cost: u32,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
+        self.reserve_slot_within(name, limit, cost, now_ms, i64::MAX)
+            .await
+            .map(|slot| slot.unwrap_or(now_ms))
+    }
+
+    /// [`Store::reserve_slot`], but only a slot at most `within_ms` ahead
+    /// of `now_ms`: `None` (and nothing reserved) when the backlog is
+    /// longer than that.
+    pub async fn reserve_slot_within(
+        &self,
+        name: &str,
+        limit: crate::rate::RateLimit,
+        cost: u32,
+        now_ms: i64,
+        within_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.reserve_slot(name, limit, cost, now_ms).await,
-            Store::Redis(s) => s.reserve_slot(name, limit, cost, now_ms).await,
+            Store::Sqlite(s) => s.reserve_slot(name, limit, cost, now_ms, within_ms).await,
+            Store::Redis(s) => s.reserve_slot(name, limit, cost, now_ms, within_ms).await,
         }
     }
 

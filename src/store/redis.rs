@@ -197,16 +197,19 @@ impl RedisStore {
         limit: RateLimit,
         cost: u32,
         now_ms: i64,
-    ) -> Result<i64, StoreError> {
+        within_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
         let mut conn = self.conn.clone();
-        redis::Script::new(REDIS_RESERVE)
+        let at: i64 = redis::Script::new(REDIS_RESERVE)
             .key(format!("{}fanout:rate:{name}", self.namespace))
             .arg(now_ms)
             .arg(limit.count)
             .arg(limit.period_ms())
             .arg(cost)
+            .arg(within_ms)
             .invoke_async(&mut conn)
             .await
-            .map_err(|e| StoreError(e.to_string()))
+            .map_err(|e| StoreError(e.to_string()))?;
+        Ok((at >= 0).then_some(at))
     }
 }

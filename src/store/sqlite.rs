@@ -189,7 +189,8 @@ impl SqliteStore {
         limit: RateLimit,
         cost: u32,
         now_ms: i64,
-    ) -> Result<i64, StoreError> {
+        within_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
         let name = name.to_string();
         self.with(move |c| {
             let stored: Option<String> = c
@@ -200,6 +201,9 @@ impl SqliteStore {
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or_default();
             let slot = next_slot(&recent, limit, cost, now_ms);
+            if slot - now_ms > within_ms {
+                return Ok(None);
+            }
             push_slot(&mut recent, slot, limit, cost);
             let recent = serde_json::to_string(&recent).unwrap_or_else(|_| "[]".into());
             c.prepare_cached(
@@ -207,7 +211,7 @@ impl SqliteStore {
                  ON CONFLICT(name) DO UPDATE SET recent = excluded.recent",
             )?
             .execute(params![name, recent])?;
-            Ok(slot)
+            Ok(Some(slot))
         })
         .await
     }

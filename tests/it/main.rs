@@ -8,6 +8,7 @@ mod chat;
 mod config;
 mod conformance;
 mod delivery;
+mod digest;
 mod email;
 mod examples;
 mod ingest;

@@ -210,3 +210,66 @@ async fn redis_logs_a_send_and_notes_it_in_its_group_in_one_write() {
     });
     logged_with_the_group(&store, &unique("group")).await;
 }
+
+/// A slot within a bound is reserved; one past it is not, and reserves
+/// nothing (the digest's question: how long would this wait?).
+async fn slots_within_a_bound(store: &fanout::store::Store, scope: &str) {
+    let limit = fanout::rate::RateLimit::parse("2/10s").unwrap();
+    // Slots are spaced a little wider than the period (see `rate`).
+    let period = limit.period_ms();
+    let now = 1_000_000;
+    let first = store
+        .reserve_slot_within(scope, limit, 1, now, 2_000)
+        .await
+        .unwrap();
+    let second = store
+        .reserve_slot_within(scope, limit, 1, now, 2_000)
+        .await
+        .unwrap();
+    assert_eq!((first, second), (Some(now), Some(now)));
+    // The third would wait 10 s: refused within 2 s, and nothing taken…
+    assert_eq!(
+        store
+            .reserve_slot_within(scope, limit, 1, now, 2_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .reserve_slot_within(scope, limit, 1, now + 9_000, 2_000)
+            .await
+            .unwrap(),
+        Some(now + period)
+    );
+    // …so the unbounded reservation after it is the next one along.
+    assert_eq!(
+        store.reserve_slot(scope, limit, 1, now).await.unwrap(),
+        now + period
+    );
+}
+
+#[tokio::test]
+async fn sqlite_reserves_a_slot_only_within_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    let store = fanout::store::Store::open(&fanout::secret::Secret::new(url))
+        .await
+        .unwrap();
+    slots_within_a_bound(&store, "bounded").await;
+}
+
+#[tokio::test]
+async fn redis_reserves_a_slot_only_within_its_bound() {
+    let namespace = unique("test-slots-");
+    let _guard = RedisKeys(format!("{namespace}*"));
+    let store = fanout::store::Store::open_in(
+        &fanout::secret::Secret::new("redis://127.0.0.1:6379/0"),
+        &namespace,
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!("Redis on 127.0.0.1:6379 ({e}): start it with `redis-server --daemonize yes` (.ci/run does)")
+    });
+    slots_within_a_bound(&store, "bounded").await;
+}

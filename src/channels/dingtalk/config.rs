@@ -76,6 +76,7 @@ impl ChannelSpec for DingtalkConfig {
     }];
     /// A custom robot takes 20 messages a minute.
     const DEFAULT_RATE: Option<&'static str> = Some("20/min");
+    const DIGEST_BY_DEFAULT: bool = true;
 
     type Target = DingtalkTarget;
     type Sender = super::DingtalkSender;

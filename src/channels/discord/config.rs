@@ -65,6 +65,7 @@ impl ChannelSpec for DiscordConfig {
     }];
     /// Discord limits a webhook to about 30 messages a minute per channel.
     const DEFAULT_RATE: Option<&'static str> = Some("30/min");
+    const DIGEST_BY_DEFAULT: bool = true;
 
     type Target = DiscordTarget;
     type Sender = super::DiscordSender;

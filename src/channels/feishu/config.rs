@@ -56,6 +56,7 @@ impl ChannelSpec for FeishuConfig {
     }];
     /// A custom bot takes 100 requests a minute (and 5 a second).
     const DEFAULT_RATE: Option<&'static str> = Some("100/min");
+    const DIGEST_BY_DEFAULT: bool = true;
 
     type Target = NoOverrides;
     type Sender = super::FeishuSender;

@@ -57,6 +57,7 @@ impl ChannelSpec for SlackConfig {
     ];
     /// Slack takes about one message a second per channel.
     const DEFAULT_RATE: Option<&'static str> = Some("1/s");
+    const DIGEST_BY_DEFAULT: bool = true;
 
     type Target = SlackTarget;
     type Sender = super::SlackSender;

@@ -30,6 +30,7 @@ impl ChannelSpec for TeamsConfig {
     /// fanout's conservative default: a workflow runs per message, and
     /// Teams throttles a channel's bot posts.
     const DEFAULT_RATE: Option<&'static str> = Some("30/min");
+    const DIGEST_BY_DEFAULT: bool = true;
 
     type Target = NoOverrides;
     type Sender = super::TeamsSender;

@@ -69,6 +69,7 @@ impl ChannelSpec for TelegramConfig {
     }];
     /// The Bot API's limit in a group: 20 messages a minute.
     const DEFAULT_RATE: Option<&'static str> = Some("20/min");
+    const DIGEST_BY_DEFAULT: bool = true;
 
     type Target = TelegramTarget;
     type Sender = super::TelegramSender;

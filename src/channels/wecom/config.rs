@@ -95,6 +95,7 @@ impl ChannelSpec for WecomConfig {
     ];
     /// A group bot takes 20 messages a minute.
     const DEFAULT_RATE: Option<&'static str> = Some("20/min");
+    const DIGEST_BY_DEFAULT: bool = true;
 
     type Target = WecomTarget;
     type Sender = super::WecomSender;
