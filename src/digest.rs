@@ -27,6 +27,9 @@ use crate::store::{Store, StoreError};
 /// The store kind of a destination's pending digest.
 pub const KIND: &str = "digest";
 
+/// What the notification log says of a folded notification.
+pub const FOLDED: &str = "folded into the digest";
+
 /// One folded notification.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Folded {

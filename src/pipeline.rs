@@ -324,7 +324,7 @@ impl<'a> Pipeline<'a> {
                                     return self.rate_limited(&name, at);
                                 }
                                 Ok(false) => {
-                                    let sent = Sent::new("folded into the digest");
+                                    let sent = Sent::new(digest::FOLDED);
                                     let noted = Noted {
                                         target: pending.target().clone(),
                                         thread_key: destination.thread_key(pending.target()),
@@ -531,10 +531,15 @@ async fn record(store: &Store, key: &DeliveryKey, group_id: &str, noted: Noted, 
     } else {
         let (chain, step, at) = (key.job_id.clone(), key.step, Utc::now());
         let opened = sent.thread.clone();
+        let what = if sent.detail == digest::FOLDED {
+            "folded into the digest of"
+        } else {
+            "sent to"
+        };
         store
             .record_sent_and_update(key, &sent.detail, group::KIND, group_id, move |s| {
                 let opened = opened.as_deref().map(|t| (thread_key.as_str(), t));
-                let new = group::note_sent(s, &chain, &target, step, opened, at);
+                let new = group::note_sent(s, &chain, &target, step, what, opened, at);
                 (new, ())
             })
             .await

@@ -224,11 +224,14 @@ pub fn note_postponed(
 
 /// Note a delivery of chain `chain` accepted by the vendor; `thread`:
 /// the conversation it opened, as (where it is kept, the vendor's handle).
+/// `what` says how it went out (`sent to`, or `folded into the digest
+/// of` a destination whose backlog was too long), for `fanout status`.
 pub fn note_sent(
     current: Option<GroupState>,
     chain: &str,
     target: &Target,
     step: usize,
+    what: &str,
     thread: Option<(&str, &str)>,
     now: DateTime<Utc>,
 ) -> Option<GroupState> {
@@ -247,7 +250,7 @@ pub fn note_sent(
     }
     s.log(
         now,
-        format!("sent to {} (log step {step})", target.destination),
+        format!("{what} {} (log step {step})", target.destination),
     );
     Some(s)
 }
@@ -397,10 +400,17 @@ mod tests {
         let mut s = None;
         step(&mut s, |c| claim(c, &job("j1"), now()));
         let a = Target::to("a");
-        for _ in 0..2 {
-            let new = note_sent(s.clone(), "j1", &a, 0, None, now());
+        for what in ["sent to", "folded into the digest of"] {
+            let new = note_sent(s.clone(), "j1", &a, 0, what, None, now());
             s = new.or(s);
         }
+        let history = &s.as_ref().unwrap().history;
+        assert!(
+            history
+                .iter()
+                .any(|e| e.what == "folded into the digest of a (log step 0)"),
+            "the group's history (fanout status) shows a fold: {history:?}"
+        );
         match step(&mut s, |c| apply(c, SignalKind::Resolve, None, None, now())) {
             Applied::Resolved { job, notify } => {
                 assert_eq!(notify, vec![a]);
