@@ -234,4 +234,79 @@ fn main() {
         png.len(),
         median(pass) * 1e3
     );
+
+    // A storm on a quota: 1,000 alerts to a DingTalk robot, queued or
+    // folded into a digest. The clock is compressed 60-fold (a limit of 100
+    // a second, `digest_after = 1s`, for 100 a minute and 1m): the messages
+    // sent and the time until the last alert is visible to a person (sent
+    // alone, or listed in the digest), which scales back by 60.
+    let queue = runtime.block_on(storm("queue"));
+    let digest = runtime.block_on(storm("digest"));
+    println!("storm of {STORM} alerts on a 100/1s robot (compressed clock):");
+    println!(
+        "{:<10} {:>9} {:>26}",
+        "backlog", "messages", "last alert visible after"
+    );
+    for (name, (messages, last)) in [("queue", queue), ("digest", digest)] {
+        println!("{name:<10} {messages:>9} {:>24.1} s", last.as_secs_f64());
+    }
+    println!(
+        "digest ÷ queue: {:.2}× the messages, {:.2}× the time to the last alert",
+        digest.0 as f64 / queue.0 as f64,
+        digest.1.as_secs_f64() / queue.1.as_secs_f64()
+    );
+}
+
+const STORM: usize = 1_000;
+
+/// `STORM` alerts through the pipeline with a store, to a robot taking
+/// 100 a second; `on_backlog` queue or digest. The messages the robot
+/// took, and how long until the last alert was visible.
+async fn storm(on_backlog: &str) -> (usize, Duration) {
+    let robot = dingtalk::FakeDingtalk::start(None, 100, Duration::from_secs(1));
+    let dir = tempfile::tempdir().expect("dir");
+    let digest_after = if on_backlog == "digest" {
+        "digest_after = \"1s\"\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        "[store]\nurl = \"sqlite://{}\"\n\n\
+         [storage]\nkind = \"internal\"\ndir = \"{}\"\nsigning_key = \"{}\"\n\n\
+         [http]\npublic_url = \"http://127.0.0.1:9\"\n\n\
+         [destinations.dd]\nchannel = \"dingtalk\"\nwebhook_url = \"{}\"\nrate = \"100/1s\"\non_backlog = \"{on_backlog}\"\n{digest_after}",
+        dir.path().join("state.db").display(),
+        dir.path().join("images").display(),
+        "b".repeat(32),
+        robot.url()
+    );
+    let config = Config::parse(&text, "storm", Rc::new(|_| None)).expect("config");
+    let destinations = Destinations::build(&config, None).expect("destinations");
+    let store = fanout::store::Store::open(&config.store.as_ref().expect("store").url)
+        .await
+        .expect("store");
+    let pipeline = Pipeline {
+        destinations: &destinations,
+        store: Some(&store),
+        actions: None,
+        metrics: None,
+    };
+    let started = Instant::now();
+    let all = (0..STORM).map(|i| {
+        let job: Job = serde_json::from_str(&format!(
+            r#"{{"version":1,"id":"storm-{on_backlog}-{i}","alert":{{"group_id":"g-{}","title":"Disk full on host-{}","severity":"critical"}},
+                "targets":[{{"destination":"dd"}}]}}"#,
+            i % 20,
+            i % 20
+        ))
+        .expect("job");
+        pipeline.deliver(Delivery::to_first_target(job))
+    });
+    let outcomes = futures::future::join_all(all).await;
+    let last = started.elapsed();
+    assert!(
+        outcomes.iter().all(|o| o.result.is_ok()),
+        "every alert delivered"
+    );
+    (robot.messages().len(), last)
 }
