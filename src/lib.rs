@@ -2,8 +2,9 @@
 //!
 //! An alerting engine puts notification jobs on RabbitMQ; fanout runs the
 //! escalation steps, renders the Grafana panels an alert points at, and
-//! delivers the alert to email, WeCom, PrometheusAlert and Slack with the
-//! chart inline. `fanout send` runs one job in-process with no broker.
+//! delivers the alert to email, WeCom, DingTalk, Feishu/Lark, Slack,
+//! Telegram, Teams, Discord and PrometheusAlert with the chart inline. It
+//! also takes alerts straight from the monitors (`/ingest/<source>`). `fanout send` runs one job in-process with no broker.
 //!
 //! # Layout
 //!
@@ -21,7 +22,7 @@
 //! | | [`delivery`], [`plan`] | the words every later stage shares: one [`delivery::Delivery`] to one target, its chart images, a send's outcome and its typed error; one planned delivery per target |
 //! | | [`retry`], [`template`], [`outbox`], [`store`] | retry policy; minijinja, bounded and fitted to vendor limits; what would be sent, on disk; the notification log and group state |
 //! | | [`ingest`] | a monitor's own webhook body (Alertmanager, …) → the alerts it carries |
-//! | plan, deliver | [`chain`], [`channels`], [`images`], [`suppress`] | escalation steps of an alert group; one folder per channel (email, webhook, WeCom, PrometheusAlert, Slack); PNGs behind signed or presigned URLs; repeats held back in a window |
+//! | plan, deliver | [`chain`], [`channels`], [`images`], [`suppress`] | escalation steps of an alert group; one folder per channel (email, webhook, WeCom, DingTalk, Feishu, Slack, Telegram, Teams, Discord, PrometheusAlert); PNGs behind signed or presigned URLs; repeats held back in a window |
 //! | render | [`render`] | charts, once per job, in a warm Chromium pool behind an origin gate |
 //! | | [`route`] | `[[routes]]` and `[escalations.NAME]`: the targets, policy and suppression an alert from a monitor gets, and the job it becomes |
 //! | | [`config`] | one TOML file, every bad key reported at once; each section's reader beside its module |
