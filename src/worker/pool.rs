@@ -161,6 +161,30 @@ mod tests {
         }
     }
 
+    /// The compose file runs `render.toml` and `deliver.toml`: together
+    /// they must consume every stage and every channel's queue (a channel
+    /// added to the registry is consumed without editing them).
+    #[test]
+    fn the_composed_pools_consume_every_stage_and_channel() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/workers"));
+        let pools: Vec<Pool> = ["render.toml", "deliver.toml"]
+            .iter()
+            .map(|name| Pool::load(&dir.join(name)).unwrap())
+            .collect();
+        for stage in Stage::ALL {
+            assert!(pools.iter().any(|p| p.stages.contains(&stage)), "{stage:?}");
+        }
+        for channel in ChannelKind::ALL {
+            assert!(
+                pools
+                    .iter()
+                    .any(|p| p.stages.contains(&Stage::Deliver) && p.channels.contains(channel)),
+                "no pool delivers {}",
+                channel.name()
+            );
+        }
+    }
+
     #[test]
     fn the_example_pools_parse() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/workers");
