@@ -31,6 +31,24 @@ pub fn fit_chars<'a>(text: &'a str, max: usize, marker: &str) -> Cow<'a, str> {
     Cow::Owned(kept + marker)
 }
 
+/// The bytes `text` takes as a JSON string (quotes and escapes counted):
+/// what a card embedding it grows by. Escaping can double a text.
+pub fn json_len(text: &str) -> usize {
+    serde_json::Value::from(text).to_string().len()
+}
+
+/// `text` cut (with [`CUT`], on a character boundary) until it takes at
+/// most `max` bytes as a JSON string: the last resort after the template's
+/// own fitting, for a text whose escapes outgrew the estimate.
+pub fn fit_json(text: &str, max: usize) -> String {
+    let mut text = text.to_string();
+    while json_len(&text) > max && !text.is_empty() {
+        let keep = text.len() * 9 / 10;
+        text = fit_bytes(&text, keep, CUT).into_owned();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

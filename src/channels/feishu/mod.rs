@@ -36,7 +36,7 @@ pub use config::FeishuConfig;
 
 use super::http::{classify, transport_error, SenderParts};
 use super::image::fit_png;
-use super::text::{fit_bytes, CUT};
+use super::text::{fit_json, json_len};
 use super::{BuildContext, NoOverrides, OutboxFile, Sender};
 use crate::check::CheckRow;
 use crate::delivery::{Class, Delivery, Reason, SendError, Sent};
@@ -147,14 +147,13 @@ impl FeishuSender {
             .parts
             .templates
             .render_fitted(&self.parts.destination, "feishu/card.md.j2", delivery, Unit::Bytes, |t| {
-                Value::from(t.trim()).to_string().len().saturating_sub(room)
+                json_len(t.trim()).saturating_sub(room)
             })
             .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?;
-        let mut words = fitted.text.trim().to_string();
-        while Value::from(words.as_str()).to_string().len() > room && !words.is_empty() {
-            words = fit_bytes(&words, words.len() * 9 / 10, CUT).into_owned();
-        }
-        Ok(Request { card: build(&words), uploads })
+        Ok(Request {
+            card: build(&fit_json(fitted.text.trim(), room)),
+            uploads,
+        })
     }
 
     /// A tenant access token, fetched again shortly before it expires.

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 pub use config::TeamsConfig;
 
 use super::http::{classify, transport_error, SenderParts};
-use super::text::{fit_bytes, CUT};
+use super::text::{fit_json, json_len};
 use super::{BuildContext, NoOverrides, OutboxFile, Sender};
 use crate::check::CheckRow;
 use crate::delivery::{Delivery, Reason, SendError, Sent};
@@ -61,16 +61,10 @@ impl TeamsSender {
             .parts
             .templates
             .render_fitted(&self.parts.destination, "teams/message.md.j2", delivery, Unit::Bytes, |t| {
-                // JSON escaping can double a text's size: count it escaped.
-                Value::from(t.trim()).to_string().len().saturating_sub(room)
+                json_len(t.trim()).saturating_sub(room)
             })
             .map_err(|e| SendError::permanent(Reason::Template, e.to_string()))?;
-        let mut words = fitted.text.trim().to_string();
-        while Value::from(words.as_str()).to_string().len() > room && !words.is_empty() {
-            let keep = words.len() * 9 / 10;
-            words = fit_bytes(&words, keep, CUT).into_owned();
-        }
-        Ok(envelope(card(&words)))
+        Ok(envelope(card(&fit_json(fitted.text.trim(), room))))
     }
 }
 
