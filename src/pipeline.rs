@@ -307,14 +307,9 @@ impl<'a> Pipeline<'a> {
                     reserve(store, &scope, rate, cost, &name).await
                 }
                 (None, Backlog::Digest { after }) => {
-                    let now = Utc::now().timestamp_millis();
-                    let within = after.as_millis() as i64;
-                    match store
-                        .reserve_slot_within(&scope, rate, cost, now, within)
-                        .await
-                    {
-                        Ok(Some(at)) => at,
-                        Ok(None) => {
+                    match reserve_within(store, &scope, rate, cost, &name, after).await {
+                        Some(at) => at,
+                        None => {
                             let entry = digest::Folded::of(pending.job());
                             match digest::fold(store, &name, &me, entry).await {
                                 Ok(true) => {
@@ -340,10 +335,6 @@ impl<'a> Pipeline<'a> {
                                     reserve(store, &scope, rate, cost, &name).await
                                 }
                             }
-                        }
-                        Err(e) => {
-                            warn!(message = "Rate limit unreadable; sending now.", destination = %name, error = %e);
-                            now
                         }
                     }
                 }
@@ -552,12 +543,31 @@ async fn record(store: &Store, key: &DeliveryKey, group_id: &str, noted: Noted, 
 /// A new slot in `scope`'s limit, counted from now. An unreadable store
 /// sends now rather than not at all.
 async fn reserve(store: &Store, scope: &str, rate: RateLimit, cost: u32, name: &str) -> i64 {
+    reserve_within(store, scope, rate, cost, name, Duration::MAX)
+        .await
+        .unwrap_or_else(|| Utc::now().timestamp_millis())
+}
+
+/// [`reserve`], but only a slot at most `within` ahead: `None` (nothing
+/// reserved) when the backlog is longer. An unreadable store sends now.
+async fn reserve_within(
+    store: &Store,
+    scope: &str,
+    rate: RateLimit,
+    cost: u32,
+    name: &str,
+    within: Duration,
+) -> Option<i64> {
     let now = Utc::now().timestamp_millis();
-    match store.reserve_slot(scope, rate, cost, now).await {
+    let within = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
+    match store
+        .reserve_slot_within(scope, rate, cost, now, within)
+        .await
+    {
         Ok(at) => at,
         Err(e) => {
             warn!(message = "Rate limit unreadable; sending now.", destination = %name, error = %e);
-            now
+            Some(now)
         }
     }
 }
