@@ -6,7 +6,7 @@ use fanout::delivery::Reason;
 use fanout::job::Target;
 use serde_json::{json, Value};
 
-use super::{check, closed_port, Vendor, Want};
+use super::{check, unreachable, Vendor, Want};
 use crate::support::discord::FakeDiscord;
 
 #[derive(Debug)]
@@ -27,15 +27,7 @@ impl Vendor for Discord {
     fn prepare(&mut self, answer: Option<&Answer>) -> String {
         self.mark = self.hook.messages().len();
         let url = match answer {
-            Some(Answer::Unreachable) => {
-                let url = self.hook.url();
-                let port = url
-                    .split(':')
-                    .nth(2)
-                    .and_then(|p| p.split('/').next())
-                    .unwrap();
-                url.replace(port, &closed_port().to_string())
-            }
+            Some(Answer::Unreachable) => unreachable(&self.hook.url()),
             Some(Answer::Status(code, body)) => {
                 self.hook.fail_next(&[(*code, body.clone())]);
                 self.hook.url()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use fanout::delivery::Reason;
 use serde_json::{json, Value};
 
-use super::{check, closed_port, Vendor, Want};
+use super::{check, unreachable, Vendor, Want};
 use crate::support::feishu::{FakeFeishu, APP_ID};
 
 const SECRET: &str = "SECfeishu-conformance-0123";
@@ -29,16 +29,7 @@ impl Vendor for Feishu {
     fn prepare(&mut self, answer: Option<&Answer>) -> String {
         self.mark = self.bot.cards().len();
         let url = match answer {
-            Some(Answer::Unreachable) => {
-                let url = self.bot.url();
-                let port = url
-                    .split(':')
-                    .nth(2)
-                    .and_then(|p| p.split('/').next())
-                    .unwrap()
-                    .to_string();
-                url.replace(&port, &closed_port().to_string())
-            }
+            Some(Answer::Unreachable) => unreachable(&self.bot.url()),
             Some(Answer::Code(code, msg)) => {
                 self.bot.fail_next(&[(*code, msg)]);
                 self.bot.url()

@@ -277,6 +277,13 @@ pub fn closed_port() -> u16 {
     crate::support::free_port()
 }
 
+/// `url` (`http://127.0.0.1:PORT/…`) pointed at a port nothing listens on.
+pub fn unreachable(url: &str) -> String {
+    let parsed = url::Url::parse(url).expect("a fake's URL");
+    let port = parsed.port().expect("a fake's URL has its port");
+    url.replacen(&format!(":{port}/"), &format!(":{}/", closed_port()), 1)
+}
+
 /// Where the run's log lines go.
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<Mutex<Vec<u8>>>);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use fanout::delivery::Reason;
 use serde_json::{json, Value};
 
-use super::{check, closed_port, Vendor, Want};
+use super::{check, unreachable, Vendor, Want};
 use crate::support::teams::FakeTeams;
 
 #[derive(Debug)]
@@ -27,16 +27,7 @@ impl Vendor for Teams {
     fn prepare(&mut self, answer: Option<&Answer>) -> String {
         self.mark = self.workflow.messages().len();
         let url = match answer {
-            Some(Answer::Unreachable) => {
-                let url = self.workflow.url();
-                let port = url
-                    .split(':')
-                    .nth(2)
-                    .and_then(|p| p.split('/').next())
-                    .unwrap()
-                    .to_string();
-                url.replace(&port, &closed_port().to_string())
-            }
+            Some(Answer::Unreachable) => unreachable(&self.workflow.url()),
             Some(Answer::Status(code)) => {
                 self.workflow.fail_next(&[*code]);
                 self.workflow.url()
